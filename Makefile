@@ -1,0 +1,38 @@
+# Document Processing Gateway — `make help` lists the targets.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint bench clean
+
+help: ## Show this help
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create the virtualenv and install the project with its test tools
+
+run: $(STAMP) ## Run API, worker, relay, consumer and Flower in the foreground (Ctrl-C stops all)
+	$(BIN)/python -m gateway.launcher
+
+test: $(STAMP) ## Run the whole suite against real PostgreSQL and Redis
+	$(BIN)/pytest
+
+lint: $(STAMP) ## Ruff (lint and format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: $(STAMP) ## Benchmarks: list cost against table size, pipeline throughput
+	$(BIN)/python -m bench.list_jobs
+	$(BIN)/python -m bench.pipeline
+
+clean: ## Remove the virtualenv, caches and the embedded instance data
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache *.egg-info

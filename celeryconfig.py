@@ -1,0 +1,52 @@
+"""Celery settings, all taken from the gateway's Settings (nothing is read at import time)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.config import Settings
+
+
+def from_settings(settings: Settings) -> dict[str, Any]:
+    """Lowercase Celery configuration for these settings."""
+    return {
+        "broker_url": settings.redis_url,
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_timeout": settings.redis_timeout,
+        "broker_transport_options": {
+            # Above the longest stage run and the longest retry countdown (checked in Settings),
+            # else a stage still running or waiting would be delivered a second time.
+            "visibility_timeout": settings.broker_visibility_timeout,
+            # kombu sweeps unacked messages every ~100 s by default; a dead worker's stage
+            # should come back soon after its visibility timeout instead.
+            "unacked_restore_interval": 1,
+            "unacked_restore_throttle": 1,
+            "socket_timeout": settings.redis_timeout,
+            "socket_connect_timeout": settings.redis_timeout,
+            "retry_on_timeout": True,
+        },
+        # The API must not hang on a dead broker: one quick retry, then the relay takes over.
+        "task_publish_retry_policy": {
+            "max_retries": 1,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.2,
+        },
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "event_serializer": "json",
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        # The database is the source of truth: no result backend, no stored results.
+        "task_ignore_result": True,
+        "task_store_errors_even_if_ignored": False,
+        # Providers honour STAGE_TIME_LIMIT themselves; this hard limit (prefork only) is a backstop.
+        "task_time_limit": settings.stage_time_limit * 2 + 10,
+        "task_send_sent_event": True,
+        "worker_send_task_events": True,
+        "worker_pool": settings.worker_pool,
+        "worker_concurrency": settings.worker_concurrency,
+        "worker_hijack_root_logger": False,
+    }

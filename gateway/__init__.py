@@ -1,0 +1,35 @@
+"""The Document Processing Gateway: Flask app factory."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from gateway.config import INSTANCE_DIR, Settings
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the API app, with its services and its Celery app attached."""
+    from gateway import api
+    from gateway.services import Services
+    from tasks.app import celery_init_app
+    from tasks.pipeline import Pipeline
+
+    settings = settings or Settings.from_env()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app = Flask(__name__, instance_path=str(INSTANCE_DIR))
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
+
+    services = Services.from_settings(settings)
+    app.extensions["gateway"] = services
+    celery = celery_init_app(app)
+    app.extensions["pipeline"] = Pipeline(celery, services.database, settings.providers)
+
+    api.init_app(app)
+    from gateway import cli
+
+    cli.init_app(app)
+    return app

@@ -1,0 +1,156 @@
+"""Settings: the one configuration object, read from the environment once."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or invalid; the message names the variable."""
+
+
+def _normalise_database_url(url: str) -> str:
+    # SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3; operators pass plain URLs.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix) :]
+    return url
+
+
+def _rate(value: str) -> float:
+    rate = float(value)
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError("must be between 0 and 1")
+    return rate
+
+
+def _non_negative(cast: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(value: str) -> Any:
+        number = cast(value)
+        if number < 0:
+            raise ValueError("must not be negative")
+        return number
+
+    return parse
+
+
+def _positive(cast: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(value: str) -> Any:
+        number = cast(value)
+        if number <= 0:
+            raise ValueError("must be positive")
+        return number
+
+    return parse
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return value
+
+    return parse
+
+
+def _env(name: str, parse: Callable[[str], Any] = str, **kwargs: Any) -> Any:
+    """A dataclass field filled from environment variable `name`, coerced by `parse`."""
+    return field(metadata={"env": name, "parse": parse}, **kwargs)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the gateway; `from_env` builds it, tests pass their own."""
+
+    database_url: str = _env(
+        "DATABASE_URL",
+        _normalise_database_url,
+        default=f"sqlite:///{INSTANCE_DIR / 'gateway.sqlite3'}",
+    )
+    redis_url: str = _env("REDIS_URL", default="redis://127.0.0.1:6379/0")
+    port: int = _env("PORT", _positive(int), default=8000)
+    flower_port: int = _env("FLOWER_PORT", _positive(int), default=5555)
+    events_stream: str = _env("EVENTS_STREAM", default="job_events")
+    events_stream_maxlen: int = _env("EVENTS_STREAM_MAXLEN", _positive(int), default=100_000)
+    extractor_provider: str = _env("EXTRACTOR_PROVIDER", default="fast")
+    analyzer_provider: str = _env("ANALYZER_PROVIDER", default="default")
+    enricher_provider: str = _env("ENRICHER_PROVIDER", default="default")
+    provider_latency_scale: float = _env(
+        "PROVIDER_LATENCY_SCALE", _non_negative(float), default=1.0
+    )
+    extraction_failure_rate: float = _env("EXTRACTION_FAILURE_RATE", _rate, default=0.0)
+    analysis_failure_rate: float = _env("ANALYSIS_FAILURE_RATE", _rate, default=0.0)
+    enrichment_failure_rate: float = _env("ENRICHMENT_FAILURE_RATE", _rate, default=0.0)
+    stage_max_retries: int = _env("STAGE_MAX_RETRIES", _non_negative(int), default=3)
+    retry_backoff_base: float = _env("RETRY_BACKOFF_BASE", _non_negative(float), default=1.0)
+    retry_backoff_max: float = _env("RETRY_BACKOFF_MAX", _non_negative(float), default=30.0)
+    stage_time_limit: float = _env("STAGE_TIME_LIMIT", _positive(float), default=30.0)
+    max_content_length: int = _env("MAX_CONTENT_LENGTH", _positive(int), default=10 * 1024 * 1024)
+    broker_visibility_timeout: int = _env("BROKER_VISIBILITY_TIMEOUT", _positive(int), default=300)
+    worker_pool: str = _env("WORKER_POOL", _choice("threads", "prefork", "solo"), default="threads")
+    worker_concurrency: int = _env("WORKER_CONCURRENCY", _positive(int), default=16)
+    relay_interval: float = _env("RELAY_INTERVAL", _positive(float), default=0.5)
+    dispatch_grace: float = _env("DISPATCH_GRACE", _non_negative(float), default=5.0)
+    consumer_group: str = _env("CONSUMER_GROUP", default="downstream")
+    consumer_name: str = _env("CONSUMER_NAME", default="consumer-1")
+    consumer_claim_idle: float = _env("CONSUMER_CLAIM_IDLE", _positive(float), default=60.0)
+    consumer_max_deliveries: int = _env("CONSUMER_MAX_DELIVERIES", _positive(int), default=5)
+    dead_letter_stream: str = _env("DEAD_LETTER_STREAM", default="job_events:dead")
+    redis_timeout: float = _env("REDIS_TIMEOUT", _positive(float), default=2.0)
+    log_level: str = _env("LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR"), default="INFO")
+
+    def __post_init__(self) -> None:
+        # A stage still running, or waiting for its retry, when the visibility timeout
+        # expires is delivered a second time: keep both below it.
+        vt = self.broker_visibility_timeout
+        if self.stage_time_limit >= vt or self.retry_backoff_max >= vt:
+            raise ConfigError(
+                f"BROKER_VISIBILITY_TIMEOUT={vt} must exceed STAGE_TIME_LIMIT "
+                f"({self.stage_time_limit}) and RETRY_BACKOFF_MAX ({self.retry_backoff_max})"
+            )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from `environ` (default: os.environ); raise ConfigError naming a bad variable."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            name = f.metadata["env"]
+            raw = environ.get(name)
+            if raw is None or raw == "":
+                continue
+            try:
+                values[f.name] = f.metadata["parse"](raw.strip())
+            except ValueError as exc:
+                raise ConfigError(f"{name}={raw!r} is invalid: {exc}") from None
+        values.update(overrides)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with `changes` applied (tests use it)."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def failure_rates(self) -> dict[str, float]:
+        """Injected provider failure share per stage."""
+        return {
+            "extraction": self.extraction_failure_rate,
+            "analysis": self.analysis_failure_rate,
+            "enrichment": self.enrichment_failure_rate,
+        }
+
+    @property
+    def providers(self) -> dict[str, str]:
+        """Configured provider name per stage."""
+        return {
+            "extraction": self.extractor_provider,
+            "analysis": self.analyzer_provider,
+            "enrichment": self.enricher_provider,
+        }

@@ -1,0 +1,32 @@
+"""Domain errors: a small tree under GatewayError, mapped to HTTP by the API's one handler."""
+
+
+class GatewayError(Exception):
+    """Base of every error the service layer raises on purpose."""
+
+    status = 400
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class JobNotFoundError(GatewayError):
+    """No job has this id (or the id is malformed)."""
+
+    status = 404
+
+    def __init__(self) -> None:
+        super().__init__("Not found.")
+
+
+class InvalidTransitionError(GatewayError):
+    """The job's current status does not allow the requested change."""
+
+    status = 400
+
+
+class InvalidCursorError(GatewayError):
+    """A list cursor that this service did not issue."""
+
+    status = 400

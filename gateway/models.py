@@ -1,0 +1,153 @@
+"""Typed SQLAlchemy models: a job, its stage runs, and the event outbox."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+STAGES = ("extraction", "analysis", "enrichment")
+
+
+class JobStatus(enum.StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class StageStatus(enum.StrEnum):
+    PENDING = "pending"
+    STARTED = "started"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_JOB_STATUSES = (JobStatus.PENDING.value, JobStatus.PROCESSING.value)
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now, in UTC."""
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    """A fresh opaque identifier."""
+    return str(uuid.uuid4())
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC; always returns aware datetimes, also on SQLite which drops the zone."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[str]: JSON}
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    document_name: Mapped[str] = mapped_column(String(255))
+    document_type: Mapped[str] = mapped_column(String(100))
+    document_content: Mapped[str] = mapped_column(Text)
+    stages: Mapped[list[str]]
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.PENDING.value)
+    error_stage: Mapped[str | None] = mapped_column(String(32))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    # Set when the chain was handed to the broker; NULL means the relay must dispatch it.
+    dispatched_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    runs: Mapped[list[StageRun]] = relationship(
+        back_populates="job", order_by="StageRun.position", lazy="selectin"
+    )
+
+    __table_args__ = (
+        # Keyset pagination: newest first, optionally narrowed by status or type.
+        Index("ix_jobs_created_id", "created_at", "id"),
+        Index("ix_jobs_status_created_id", "status", "created_at", "id"),
+        Index("ix_jobs_type_created_id", "document_type", "created_at", "id"),
+        Index("ix_jobs_type_status_created_id", "document_type", "status", "created_at", "id"),
+        Index(
+            "ix_jobs_undispatched",
+            "created_at",
+            postgresql_where=text("dispatched_at IS NULL"),
+            sqlite_where=text("dispatched_at IS NULL"),
+        ),
+    )
+
+
+class StageRun(Base):
+    __tablename__ = "stage_runs"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default=StageStatus.PENDING.value)
+    # Celery task id, chosen at creation so that cancel can revoke it before it is sent.
+    task_id: Mapped[str] = mapped_column(String(36), default=new_id)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    result: Mapped[dict[str, Any] | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime | None]
+
+    job: Mapped[Job] = relationship(back_populates="runs")
+
+
+class OutboxEvent(Base):
+    """An event recorded in the transaction of the change it reports, appended to the stream later."""
+
+    __tablename__ = "outbox_events"
+
+    # Per job, ids grow in commit order: every writer locks the job row before inserting.
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    event_id: Mapped[str] = mapped_column(String(36), unique=True, default=new_id)
+    event_type: Mapped[str] = mapped_column(String(40))
+    job_id: Mapped[str] = mapped_column(String(36), index=True)
+    payload: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    published_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index(
+            "ix_outbox_unpublished",
+            "id",
+            postgresql_where=text("published_at IS NULL"),
+            sqlite_where=text("published_at IS NULL"),
+        ),
+    )

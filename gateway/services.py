@@ -1,0 +1,61 @@
+"""The process-wide services that requests, tasks and commands share."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import redis
+
+import providers
+from events.publisher import StreamPublisher
+from gateway.config import Settings
+from gateway.db import Database
+from providers.base import Provider
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    """A Redis client that fails fast while Redis is down and reconnects when it is back."""
+    return redis.Redis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        socket_timeout=settings.redis_timeout,
+        socket_connect_timeout=settings.redis_timeout,
+        health_check_interval=15,
+    )
+
+
+@dataclass
+class Services:
+    """Settings, database, Redis, event publisher and providers of one process."""
+
+    settings: Settings
+    database: Database
+    redis: redis.Redis
+    publisher: StreamPublisher
+    _providers: dict[tuple[str, str], Provider] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Services:
+        """Connect everything `settings` names (lazily: nothing is contacted yet)."""
+        database = Database(settings.database_url)
+        client = redis_client(settings)
+        publisher = StreamPublisher(
+            database.sessions, client, settings.events_stream, settings.events_stream_maxlen
+        )
+        publisher.publish_after_commit()
+        return cls(settings, database, client, publisher)
+
+    def provider(self, stage: str, name: str) -> Provider:
+        """The provider `name` for `stage`, built once with the configured simulation knobs."""
+        with self._lock:
+            key = (stage, name)
+            if key not in self._providers:
+                self._providers[key] = providers.create(
+                    stage,
+                    name,
+                    latency_scale=self.settings.provider_latency_scale,
+                    failure_rate=self.settings.failure_rates[stage],
+                )
+            return self._providers[key]

@@ -1,0 +1,73 @@
+"""Builds a job's chain of stage tasks, dispatches it once, and revokes what has not run."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import Celery, chain
+from celery.canvas import Signature
+from kombu.exceptions import OperationalError
+
+from events.outage import Outage
+from gateway import jobs
+from gateway.db import Database
+from gateway.models import Job, utcnow
+from tasks.stages import STAGE_TASKS
+
+log = logging.getLogger(__name__)
+
+
+def build_chain(job: Job, providers: dict[str, str]) -> Signature:
+    """Immutable signatures, one per stage, with the task ids stored on the job's stage runs."""
+    return chain(
+        *(
+            STAGE_TASKS[run.name].si(job.id, providers[run.name]).set(task_id=run.task_id)
+            for run in job.runs
+        )
+    )
+
+
+class Pipeline:
+    """Hands jobs to Celery; the API and the relay both use it."""
+
+    def __init__(self, celery: Celery, database: Database, providers: dict[str, str]) -> None:
+        self.celery = celery
+        self.database = database
+        self.providers = providers
+        self.outage = Outage(log, "broker")
+
+    def dispatch(self, job_id: str) -> bool:
+        """Send the job's chain unless already sent; False (job stays pending) if the broker is down.
+
+        The claim and the send share one transaction: a refused send rolls the claim back
+        for the relay to retry, and the claim stops a second dispatch of the same job.
+        """
+        try:
+            with self.database.session() as session, session.begin():
+                job = jobs.claim_dispatch(session, job_id)
+                if job is None:
+                    return False
+                build_chain(job, self.providers).apply_async()
+        except OperationalError as exc:
+            self.outage.down(exc)
+            return False
+        self.outage.up()
+        return True
+
+    def dispatch_undispatched(self, grace: float) -> int:
+        """Relay pass: dispatch jobs left pending for `grace` seconds without a chain."""
+        with self.database.session() as session:
+            job_ids = jobs.undispatched_job_ids(
+                session, created_before=utcnow() - timedelta(seconds=grace)
+            )
+        return sum(self.dispatch(job_id) for job_id in job_ids)
+
+    def revoke(self, task_ids: list[str]) -> None:
+        """Ask the workers to drop these stage tasks; stages also check the job status themselves."""
+        if not task_ids:
+            return
+        try:
+            self.celery.control.revoke(task_ids)
+        except OperationalError as exc:
+            log.warning("could not broadcast revoke of %d tasks: %s", len(task_ids), exc)

@@ -1,0 +1,83 @@
+"""One Celery task per pipeline stage; each records its transitions through the service layer."""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+from celery import shared_task
+from celery.exceptions import Ignore
+from flask import current_app
+
+from gateway import jobs
+from gateway.models import STAGES
+from providers import ProviderError
+from tasks.app import AppContextTask
+
+log = logging.getLogger(__name__)
+
+
+def backoff(retries: int, base: float, maximum: float) -> float:
+    """Seconds before retry number `retries + 1`: exponential, capped, with full jitter."""
+    return random.uniform(0, min(maximum, base * 2**retries))
+
+
+class StageTask(AppContextTask):
+    """Base of the stage tasks: a final failure fails the stage and its job."""
+
+    stage: str
+
+    def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        job_id = args[0] if args else kwargs.get("job_id")
+        if isinstance(exc, ProviderError):
+            message = str(exc)
+        else:
+            log.error("stage %s of job %s crashed", self.stage, job_id, exc_info=exc)
+            message = f"Internal error: {type(exc).__name__}"
+        with self.app.flask_app.extensions["gateway"].database.session() as session:
+            jobs.fail_stage(session, job_id, self.stage, message)
+
+
+def run_stage(task: StageTask, job_id: str, provider_name: str) -> None:
+    """Run one attempt of `task.stage` for the job, with Celery retrying provider errors.
+
+    Raises Ignore, which stops the chain, when the job was cancelled or failed, or when this
+    delivery is a duplicate of a stage that already finished.
+    """
+    gateway = current_app.extensions["gateway"]
+    settings = gateway.settings
+    with gateway.database.session() as session:
+        data = jobs.start_stage(session, job_id, task.stage)
+    if data is None:
+        log.info("stage %s of job %s not started: job inactive or stage done", task.stage, job_id)
+        raise Ignore()
+    provider = gateway.provider(task.stage, provider_name)
+    try:
+        result = provider.process(data, timeout=settings.stage_time_limit)
+    except ProviderError as exc:
+        countdown = backoff(
+            task.request.retries, settings.retry_backoff_base, settings.retry_backoff_max
+        )
+        # Past max_retries Celery re-raises `exc`, and on_failure fails the job.
+        raise task.retry(
+            exc=exc, countdown=countdown, max_retries=settings.stage_max_retries
+        ) from exc
+    with gateway.database.session() as session:
+        if not jobs.complete_stage(session, job_id, task.stage, result):
+            log.info(
+                "result of stage %s discarded: job %s no longer processing", task.stage, job_id
+            )
+            raise Ignore()
+
+
+def _stage_task(stage: str) -> StageTask:
+    @shared_task(bind=True, base=StageTask, name=f"gateway.{stage}", stage=stage)
+    def run(self: StageTask, job_id: str, provider: str) -> None:
+        run_stage(self, job_id, provider)
+
+    run.__doc__ = f"Pipeline stage '{stage}' for one job."
+    return run  # type: ignore[no-any-return]
+
+
+STAGE_TASKS: dict[str, StageTask] = {stage: _stage_task(stage) for stage in STAGES}

@@ -1,0 +1,129 @@
+"""Fixtures: a migrated PostgreSQL database and a Redis server of the session's own, an app per
+test, and a live embedded Celery worker. Nothing is mocked."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from celery.contrib.testing.worker import start_worker
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
+
+from gateway import create_app
+from gateway.config import Settings
+from gateway.db import upgrade_schema
+from gateway.services import Services
+from tests.support import RedisServer
+
+PG_ADMIN_URL = os.environ.get(
+    "TEST_POSTGRES_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+)
+TABLES = ("outbox_events", "stage_runs", "jobs")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh database, migrated with Alembic, dropped after the session."""
+    name = f"gateway_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin.url.set(database=name).render_as_string(hide_password=False)
+    upgrade_schema(url)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A redis-server owned by this test session, on a free port."""
+    server = RedisServer()
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def settings(postgres_url: str, redis_server: RedisServer) -> Settings:
+    """Test settings: no simulated latency, no backoff wait, a stream name of the test's own."""
+    return Settings.from_env(
+        {},
+        database_url=postgres_url,
+        redis_url=redis_server.url(),
+        events_stream=f"job_events:test:{uuid.uuid4().hex[:8]}",
+        provider_latency_scale=0.0,
+        retry_backoff_base=0.0,
+        stage_max_retries=2,
+        worker_concurrency=4,
+        log_level="WARNING",
+    )
+
+
+@pytest.fixture
+def make_app(settings: Settings, postgres_url: str, redis_server: RedisServer) -> Iterator[Any]:
+    """Build apps for the test (optionally with other settings); clean the database and Redis after."""
+    built: list[Flask] = []
+
+    def build(**changes: Any) -> Flask:
+        app = create_app(settings.replace(**changes))
+        app.config["TESTING"] = True
+        built.append(app)
+        return app
+
+    yield build
+    for app in built:
+        app.extensions["gateway"].database.dispose()
+        app.extensions["gateway"].redis.close()
+    engine = create_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(TABLES)}"))
+    engine.dispose()
+    if redis_server.process is not None:
+        redis.Redis.from_url(redis_server.url()).flushall()
+
+
+@pytest.fixture
+def app(make_app: Any) -> Flask:
+    """The app under test, with the test settings."""
+    return make_app()  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def services(app: Flask) -> Services:
+    return app.extensions["gateway"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def session(services: Services) -> Iterator[Session]:
+    """A database session for arranging and asserting."""
+    with services.database.session() as session:
+        yield session
+
+
+@pytest.fixture
+def worker(app: Flask) -> Iterator[Any]:
+    """A live Celery worker (threads pool) consuming the test broker."""
+    celery = app.extensions["celery"]
+    with start_worker(
+        celery,
+        pool="threads",
+        concurrency=4,
+        perform_ping_check=False,
+        loglevel="WARNING",
+        shutdown_timeout=30,
+    ) as worker:
+        yield worker

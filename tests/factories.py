@@ -1,0 +1,37 @@
+"""Small factories for request bodies and stored jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from gateway import jobs
+from gateway.models import Job
+
+FULL_PIPELINE = ["extraction", "analysis", "enrichment"]
+DOCUMENT = "Hi, my name is Gabriela, I want to cancel my subscription. SubscriptionID 2342"
+
+
+def job_payload(**overrides: Any) -> dict[str, Any]:
+    """A valid POST /api/jobs/ body; keyword arguments replace fields."""
+    body: dict[str, Any] = {
+        "document_name": "My Document",
+        "document_type": "important",
+        "document_content": DOCUMENT,
+        "pipeline_config": {"stages": list(FULL_PIPELINE)},
+    }
+    body.update(overrides)
+    return body
+
+
+def make_job(session: Session, stages: list[str] | None = None, **fields: Any) -> Job:
+    """A pending job stored through the service layer (with its `job.created` event)."""
+    values: dict[str, Any] = {
+        "document_name": "My Document",
+        "document_type": "important",
+        "document_content": DOCUMENT,
+        "stages": list(stages or FULL_PIPELINE),
+    }
+    values.update(fields)
+    return jobs.create_job(session, **values)
