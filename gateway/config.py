@@ -60,6 +60,14 @@ def _choice(*allowed: str) -> Callable[[str], str]:
     return parse
 
 
+def _credentials(value: str) -> str:
+    for pair in value.split(","):
+        user, sep, password = pair.partition(":")
+        if not (user and sep and password):
+            raise ValueError("must be user:password (several separated by commas)")
+    return value
+
+
 def _env(name: str, parse: Callable[[str], Any] = str, **kwargs: Any) -> Any:
     """A dataclass field filled from environment variable `name`, coerced by `parse`."""
     return field(metadata={"env": name, "parse": parse}, **kwargs)
@@ -105,6 +113,11 @@ class Settings:
     dead_letter_stream: str = _env("DEAD_LETTER_STREAM", default="job_events:dead")
     redis_timeout: float = _env("REDIS_TIMEOUT", _positive(float), default=2.0)
     log_level: str = _env("LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR"), default="INFO")
+    bind_address: str = _env("BIND_ADDRESS", default="127.0.0.1")
+    api_workers: int = _env("API_WORKERS", _positive(int), default=2)
+    api_threads: int = _env("API_THREADS", _positive(int), default=4)
+    flower_basic_auth: str = _env("FLOWER_BASIC_AUTH", _credentials, default="")
+    embedded_redis_dir: str = _env("EMBEDDED_REDIS_DIR", default=str(INSTANCE_DIR / "redis"))
 
     def __post_init__(self) -> None:
         # A stage still running, or waiting for its retry, when the visibility timeout
@@ -132,6 +145,12 @@ class Settings:
                 raise ConfigError(f"{name}={raw!r} is invalid: {exc}") from None
         values.update(overrides)
         return cls(**values)
+
+    @staticmethod
+    def is_set(name: str, environ: Mapping[str, str] | None = None) -> bool:
+        """Whether variable `name` has a value (`make run` starts its own Redis when REDIS_URL has none)."""
+        environ = os.environ if environ is None else environ
+        return bool(environ.get(name, "").strip())
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with `changes` applied (tests use it)."""
