@@ -106,6 +106,8 @@ class Settings:
     worker_concurrency: int = _env("WORKER_CONCURRENCY", _positive(int), default=16)
     relay_interval: float = _env("RELAY_INTERVAL", _positive(float), default=0.5)
     dispatch_grace: float = _env("DISPATCH_GRACE", _non_negative(float), default=5.0)
+    # Seconds a published outbox row is kept (an audit trail); 0 keeps them for ever.
+    outbox_retention: float = _env("OUTBOX_RETENTION", _non_negative(float), default=604_800.0)
     consumer_group: str = _env("CONSUMER_GROUP", default="downstream")
     consumer_name: str = _env("CONSUMER_NAME", default="consumer-1")
     consumer_claim_idle: float = _env("CONSUMER_CLAIM_IDLE", _positive(float), default=60.0)
