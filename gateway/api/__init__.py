@@ -2,8 +2,70 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
+from typing import Any
+
 from flask import Flask
+from flask_smorest import Api
+
+from gateway.api.errors import PROBLEM_JSON, ProblemSchema, handle_error
+
+SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/"
+
+
+class GatewayApi(Api):
+    """flask-smorest's Api whose errors (served and documented) are problem details."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def handle_http_exception(self, error: Any) -> Any:
+        return handle_error(error)
+
+    def _register_responses(self) -> None:
+        # flask-smorest documents error bodies as application/json; ours are problem+json.
+        for status in HTTPStatus:
+            response: dict[str, Any] = {"description": status.phrase}
+            if status >= 400:
+                response["content"] = {PROBLEM_JSON: {"schema": self.ERROR_SCHEMA}}
+            self.spec.components.response(status.name, response, lazy=True)
+        default = {
+            "description": "Problem details",
+            "content": {PROBLEM_JSON: {"schema": ProblemSchema}},
+        }
+        self.spec.components.response(self.DEFAULT_ERROR_RESPONSE_NAME, default, lazy=True)
 
 
 def init_app(app: Flask) -> None:
     """Register the API blueprints and error handling on `app`."""
+    from gateway.api import health, jobs
+
+    app.config.update(
+        API_TITLE="Document Processing Gateway",
+        API_VERSION="1.0",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL=SWAGGER_UI_URL,
+    )
+    # Keep keys in the order the schemas give them (stages in pipeline order).
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    api = GatewayApi(app)
+    api.register_blueprint(jobs.blp)
+    api.register_blueprint(health.blp)
+    app.register_error_handler(Exception, handle_error)
+    _add_slash_twins(app)
+
+
+def _add_slash_twins(app: Flask) -> None:
+    """Serve each route also with its trailing slash flipped, as a rule of its own.
+
+    Werkzeug's `strict_slashes=False` would avoid the redirect too, but then a wrong method
+    on the other spelling answers 404 instead of 405.
+    """
+    for rule in list(app.url_map.iter_rules()):
+        if rule.endpoint == "static":
+            continue
+        twin = rule.rule[:-1] if rule.rule.endswith("/") else rule.rule + "/"
+        methods = (rule.methods or set()) - {"OPTIONS", "HEAD"}
+        app.add_url_rule(twin, endpoint=rule.endpoint, methods=sorted(methods))

@@ -1,0 +1,177 @@
+"""Marshmallow schemas: what the API accepts (validated) and how a job is represented."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+from events.model import isoformat
+from gateway.cursor import decode_cursor
+from gateway.errors import InvalidCursorError
+from gateway.jobs import VALID_PIPELINES
+from gateway.models import STAGES, Job, JobStatus, StageRun
+
+INVALID_COMBINATION = (
+    "Invalid stage combination. Valid combinations are: "
+    + ", ".join(str(stages) for stages in VALID_PIPELINES)
+    + "."
+)
+
+
+def storable_text(value: str) -> None:
+    """Refuse text PostgreSQL cannot store (NUL characters, lone surrogates) with a 400."""
+    if "\x00" in value:
+        raise ma.ValidationError("Must not contain NUL characters.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ma.ValidationError("Must be valid Unicode text.") from None
+
+
+def _text(**kwargs: Any) -> fields.String:
+    length = validate.Length(min=1, max=kwargs.pop("max", None))
+    return fields.String(validate=[length, storable_text], **kwargs)
+
+
+class UTCDateTime(fields.DateTime):
+    """ISO 8601 in UTC with a Z suffix, as in the events."""
+
+    def _serialize(self, value: datetime | None, attr: Any, obj: Any, **kwargs: Any) -> str | None:
+        return None if value is None else isoformat(value)
+
+
+class PipelineConfigSchema(ma.Schema):
+    """The stages to run: one of the ordered prefixes of extraction, analysis, enrichment."""
+
+    stages = fields.List(
+        fields.String(),
+        required=True,
+        metadata={"example": list(STAGES)},
+    )
+
+    @ma.validates_schema
+    def check_stages(self, data: dict[str, Any], **kwargs: Any) -> None:
+        stages = data["stages"]
+        unknown = [s for s in dict.fromkeys(stages) if s not in STAGES]
+        duplicated = [s for s, n in Counter(stages).items() if n > 1 and s in STAGES]
+        messages = [
+            f"Unknown stage {s!r}. Valid stages are: {', '.join(STAGES)}." for s in unknown
+        ] + [f"Duplicated stage {s!r}." for s in duplicated]
+        if not messages and stages not in VALID_PIPELINES:
+            messages.append(INVALID_COMBINATION)
+        if messages:
+            raise ma.ValidationError(messages)
+
+
+class JobCreateSchema(ma.Schema):
+    """Body of POST /api/jobs/ (unknown fields are refused)."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+    document_name = _text(required=True, max=255, metadata={"example": "My Document"})
+    document_type = _text(required=True, max=100, metadata={"example": "important"})
+    document_content = _text(
+        required=True,
+        metadata={"example": "Hi, my name is Gabriela, I want to cancel my subscription."},
+    )
+    pipeline_config = fields.Nested(PipelineConfigSchema, required=True)
+
+
+def _valid_cursor(token: str) -> None:
+    try:
+        decode_cursor(token)
+    except InvalidCursorError as exc:
+        raise ma.ValidationError(exc.detail) from None
+
+
+class JobListQuerySchema(ma.Schema):
+    """Query string of GET /api/jobs/."""
+
+    status = fields.List(
+        fields.String(validate=validate.OneOf([s.value for s in JobStatus])),
+        load_default=list,
+        metadata={"description": "Repeat to list jobs in any of several statuses."},
+    )
+    document_type = fields.String(validate=storable_text)
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    cursor = fields.String(
+        validate=_valid_cursor,
+        metadata={"description": "`next_cursor` of the previous page."},
+    )
+
+
+class StageSchema(ma.Schema):
+    """One stage of a job: its status and, once present, output, error, time and attempts."""
+
+    status = fields.String(metadata={"example": "completed"})
+    results = fields.Dict(metadata={"description": "The stage's output, once completed."})
+    error = fields.String(metadata={"description": "Why the stage failed."})
+    timestamp = UTCDateTime(metadata={"description": "Last change of the stage (UTC)."})
+    attempts = fields.Integer()
+
+
+class JobResultsSchema(ma.Schema):
+    stages = fields.Dict(keys=fields.String(), values=fields.Nested(StageSchema))
+
+
+class JobErrorSchema(ma.Schema):
+    stage = fields.String(metadata={"example": "analysis"})
+    message = fields.String(metadata={"example": "Provider timeout"})
+
+
+class JobSchema(ma.Schema):
+    """A job as the API returns it (the document content is not echoed)."""
+
+    id = fields.String(metadata={"description": "Opaque job id (a UUID)."})
+    document_name = fields.String()
+    document_type = fields.String()
+    status = fields.String(metadata={"enum": [s.value for s in JobStatus]})
+    pipeline_config = fields.Nested(PipelineConfigSchema)
+    results = fields.Nested(JobResultsSchema)
+    errors = fields.Nested(JobErrorSchema, allow_none=True)
+    created_at = UTCDateTime()
+    updated_at = UTCDateTime()
+
+    @ma.pre_dump
+    def represent(self, job: Job, **kwargs: Any) -> dict[str, Any]:
+        """Lay a Job row out as the contract's representation."""
+        return {
+            "id": job.id,
+            "document_name": job.document_name,
+            "document_type": job.document_type,
+            "status": job.status,
+            "pipeline_config": {"stages": list(job.stages)},
+            "results": {"stages": {run.name: _stage(run) for run in job.runs}},
+            "errors": (
+                {"stage": job.error_stage, "message": job.error_message}
+                if job.error_stage is not None
+                else None
+            ),
+            "created_at": job.created_at,
+            "updated_at": job.updated_at,
+        }
+
+
+def _stage(run: StageRun) -> dict[str, Any]:
+    stage: dict[str, Any] = {"status": run.status}
+    if run.result is not None:
+        stage["results"] = run.result
+    if run.error is not None:
+        stage["error"] = run.error
+    if run.updated_at is not None:
+        stage["timestamp"] = run.updated_at
+    if run.attempts:
+        stage["attempts"] = run.attempts
+    return stage
+
+
+class JobPageSchema(ma.Schema):
+    """One page of GET /api/jobs/."""
+
+    results = fields.List(fields.Nested(JobSchema))
+    next_cursor = fields.String(allow_none=True)
