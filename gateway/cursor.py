@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime
+import uuid
+from datetime import UTC, datetime
 
 from gateway.errors import InvalidCursorError
 
@@ -24,6 +25,9 @@ def decode_cursor(token: str) -> tuple[datetime, str]:
         moment = datetime.fromisoformat(created_at)
         if moment.tzinfo is None or not isinstance(job_id, str):
             raise ValueError(token)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        # Values the database cannot compare (NUL in the id, dates out of range) are not ours.
+        job_id = str(uuid.UUID(job_id))
+        moment = moment.astimezone(UTC)
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise InvalidCursorError("Invalid cursor.") from None
     return moment, job_id
