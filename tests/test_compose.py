@@ -1,0 +1,135 @@
+"""docker-compose.yml and .env.example: the services, their start order, one shared environment."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from gateway.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+GATEWAY_SERVICES = {"migrate", "api", "worker", "relay", "consumer", "flower"}
+AFTER_MIGRATE = {
+    "migrate": "service_completed_successfully",
+    "redis": "service_healthy",
+}
+# Settings only `make run` uses: compose fixes ports, addresses and the gunicorn knobs itself.
+LAUNCHER_ONLY = {"PORT", "FLOWER_PORT", "BIND_ADDRESS", "EMBEDDED_REDIS_DIR", "API_WORKERS", "API_THREADS"}  # fmt: skip
+
+
+def settings_variables() -> set[str]:
+    return {f.metadata["env"] for f in dataclasses.fields(Settings)}
+
+
+def conditions(service: dict[str, Any]) -> dict[str, str]:
+    return {name: dep["condition"] for name, dep in service.get("depends_on", {}).items()}
+
+
+def assert_the_whole_system(config: dict[str, Any]) -> None:
+    """The services and start order the README promises, on a raw or a resolved compose file."""
+    services = config["services"]
+    assert set(services) == {"postgres", "redis"} | GATEWAY_SERVICES
+    assert conditions(services["migrate"]) == {"postgres": "service_healthy"}
+    for name in ("api", "worker", "relay", "consumer"):
+        assert conditions(services[name]) == AFTER_MIGRATE, name
+    assert conditions(services["flower"]) == {"redis": "service_healthy"}
+    for name in ("postgres", "redis", "api", "worker", "flower"):
+        assert services[name]["healthcheck"]["test"], name
+    assert "/readyz" in " ".join(services["api"]["healthcheck"]["test"])
+    assert "/healthcheck" in " ".join(services["flower"]["healthcheck"]["test"])
+    assert services["redis"]["command"][-2:] == ["--appendonly", "yes"]
+    assert services["api"]["command"][:2] == ["gunicorn", "wsgi:app"]
+    assert services["worker"]["command"][:4] == ["celery", "-A", "worker", "worker"]
+    assert services["relay"]["command"] == ["gateway", "relay"]
+    assert services["consumer"]["command"] == ["gateway", "consume"]
+    assert services["flower"]["command"][:4] == ["celery", "-A", "worker", "flower"]
+    assert services["migrate"]["command"] == ["gateway", "migrate"]
+    assert services["migrate"]["restart"] == "no"
+
+
+def test_compose_file_runs_every_process_in_order():
+    config = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert_the_whole_system(config)
+
+
+def test_every_gateway_service_shares_one_environment_with_every_setting():
+    config = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = config["services"]
+    shared = config["x-environment"]
+    for name in GATEWAY_SERVICES:
+        # An alias of the one x-environment block, not a copy that could drift.
+        assert services[name]["environment"] is shared, name
+    missing = settings_variables() - LAUNCHER_ONLY - set(shared)
+    assert not missing, f"add to x-environment in docker-compose.yml: {sorted(missing)}"
+    assert shared["REDIS_URL"] == "redis://redis:6379/0"
+    assert "@postgres:5432/" in shared["DATABASE_URL"]
+
+
+def test_env_example_lists_every_setting_and_the_compose_only_ones():
+    text = (ROOT / ".env.example").read_text()
+    listed = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
+    missing = settings_variables() - listed
+    assert not missing, f"add to .env.example: {sorted(missing)}"
+    assert {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "FLOWER_BASIC_AUTH"} <= listed
+
+
+def test_documented_defaults_in_env_example_are_the_settings_defaults():
+    text = (ROOT / ".env.example").read_text()
+    documented = dict(re.findall(r"^# ([A-Z][A-Z0-9_]+)=(\S+)$", text, flags=re.MULTILINE))
+    defaults = Settings.from_env({})
+    for f in dataclasses.fields(Settings):
+        name = f.metadata["env"]
+        if name in documented and name != "EMBEDDED_REDIS_DIR":
+            parsed = f.metadata["parse"](documented[name])
+            assert parsed == getattr(defaults, f.name), name
+
+
+def _compose_command() -> list[str]:
+    """`docker compose` (the plugin) or the standalone `docker-compose`; skip without either."""
+    if shutil.which("docker"):
+        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+        if probe.returncode == 0:
+            return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    pytest.skip("neither the docker compose plugin nor docker-compose is installed")
+
+
+def _compose_config(flower_basic_auth: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in settings_variables()}
+    env["FLOWER_BASIC_AUTH"] = flower_basic_auth
+    # `config` only reads and resolves the file: no Docker daemon is needed.
+    return subprocess.run(
+        [*_compose_command(), "--env-file", ".env.example", "config"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_docker_compose_config_resolves_the_whole_system():
+    done = _compose_config("ops:s3cret")
+    assert done.returncode == 0, done.stderr
+    config = yaml.safe_load(done.stdout)
+    assert_the_whole_system(config)
+    for name in GATEWAY_SERVICES:
+        assert config["services"][name]["environment"]["FLOWER_BASIC_AUTH"] == "ops:s3cret"
+    ports = {str(p["published"]) for p in config["services"]["flower"]["ports"]}
+    assert ports == {"5555"}
+
+
+def test_docker_compose_refuses_to_start_without_flower_credentials():
+    done = _compose_config("")
+    assert done.returncode != 0
+    assert "FLOWER_BASIC_AUTH" in done.stderr
