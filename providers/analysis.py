@@ -12,7 +12,8 @@ _PATTERNS = {
     "emails": re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"),
     "phone_numbers": re.compile(r"\+?\d[\d\s().-]{7,}\d"),
     "identifiers": re.compile(r"\b([A-Z][A-Za-z]*(?:ID|Id|Number|No))[\s:#]*([A-Za-z0-9-]+)"),
-    "people": re.compile(r"\b(?:my name is|I am|I'm|this is)\s+([A-Z][a-z]+(?:\s[A-Z][a-z]+)?)"),
+    # The introduction in any case ("This is", "my name is"), the name capitalised.
+    "people": re.compile(r"\b(?i:my name is|i am|i'm|this is)\s+([A-Z][a-z]+(?:\s[A-Z][a-z]+)?)"),
 }
 
 _INTENTS = (

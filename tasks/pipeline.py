@@ -13,16 +13,22 @@ from events.outage import Outage
 from gateway import jobs
 from gateway.db import Database
 from gateway.models import Job, utcnow
-from tasks.stages import STAGE_TASKS
+from tasks.stages import task_name
 
 log = logging.getLogger(__name__)
 
 
-def build_chain(job: Job, providers: dict[str, str]) -> Signature:
-    """Immutable signatures, one per stage, with the task ids stored on the job's stage runs."""
+def build_chain(celery: Celery, job: Job, providers: dict[str, str]) -> Signature:
+    """Immutable signatures, one per stage, with the task ids stored on the job's stage runs.
+
+    The tasks are looked up on `celery` itself: the shared-task proxies resolve to whichever
+    app is current, which in a process holding several apps need not be this one.
+    """
     return chain(
         *(
-            STAGE_TASKS[run.name].si(job.id, providers[run.name]).set(task_id=run.task_id)
+            celery.tasks[task_name(run.name)]
+            .si(job.id, providers[run.name])
+            .set(task_id=run.task_id)
             for run in job.runs
         )
     )
@@ -48,7 +54,7 @@ class Pipeline:
                 job = jobs.claim_dispatch(session, job_id)
                 if job is None:
                     return False
-                build_chain(job, self.providers).apply_async()
+                build_chain(self.celery, job, self.providers).apply_async()
         except OperationalError as exc:
             self.outage.down(exc)
             return False

@@ -56,10 +56,17 @@ def run_stage(task: StageTask, job_id: str, provider_name: str) -> None:
     try:
         result = provider.process(data, timeout=settings.stage_time_limit)
     except ProviderError as exc:
+        if task.request.retries >= settings.stage_max_retries:
+            raise  # retries exhausted: on_failure fails the stage and the job
         countdown = backoff(
             task.request.retries, settings.retry_backoff_base, settings.retry_backoff_max
         )
-        # Past max_retries Celery re-raises `exc`, and on_failure fails the job.
+        # Recorded before the retry is published (the task_retry signal fires after): the
+        # next attempt may start at once, and its job.stage_started must follow this event.
+        with gateway.database.session() as session:
+            if not jobs.record_retry(session, job_id, task.stage, str(exc), round(countdown, 3)):
+                log.info("stage %s of job %s not retried: job inactive", task.stage, job_id)
+                raise Ignore() from exc
         raise task.retry(
             exc=exc, countdown=countdown, max_retries=settings.stage_max_retries
         ) from exc
@@ -71,8 +78,13 @@ def run_stage(task: StageTask, job_id: str, provider_name: str) -> None:
             raise Ignore()
 
 
+def task_name(stage: str) -> str:
+    """The Celery task name of `stage` (what Flower shows), e.g. gateway.analysis."""
+    return f"gateway.{stage}"
+
+
 def _stage_task(stage: str) -> StageTask:
-    @shared_task(bind=True, base=StageTask, name=f"gateway.{stage}", stage=stage)
+    @shared_task(bind=True, base=StageTask, name=task_name(stage), stage=stage)
     def run(self: StageTask, job_id: str, provider: str) -> None:
         run_stage(self, job_id, provider)
 

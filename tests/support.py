@@ -1,19 +1,33 @@
-"""Test support: a private Redis server, free ports, and polling until a condition holds."""
+"""Test support: a private Redis server, free ports, polling until a condition holds, Celery
+worker processes, task events, and reading a job and its stream events."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import redis
+from flask import Flask
+
+from events.model import Event
+from gateway import jobs
+from gateway.config import Settings
+from gateway.models import Job
 
 T = TypeVar("T")
+PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -78,3 +92,125 @@ def _answers(client: redis.Redis) -> bool:
         return bool(client.ping())
     except redis.RedisError:
         return False
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment variables that make Settings.from_env() rebuild `settings` in a subprocess."""
+    return {f.metadata["env"]: str(getattr(settings, f.name)) for f in dataclasses.fields(Settings)}
+
+
+class TaskEvents:
+    """Records the Celery task events (task-sent, task-started, task-revoked, ...) on a broker."""
+
+    def __init__(self, celery: Any) -> None:
+        self.celery = celery
+        self.events: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> TaskEvents:
+        self._connection = self.celery.connection_for_read()
+        self._receiver = self.celery.events.Receiver(self._connection, handlers={"*": self._record})
+        consume = self._receiver.consume(safety_interval=0.1, wakeup=False)
+        self._thread = threading.Thread(target=lambda: [None for _ in consume], daemon=True)
+        self._thread.start()
+        # Events travel over Redis pub/sub, which drops what is sent before we subscribed.
+        with self.celery.events.default_dispatcher() as dispatcher:
+            wait_until(lambda: dispatcher.send("probe-events") or self.of_type("probe-events"))
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._receiver.should_stop = True
+        self._thread.join(timeout=5)
+        self._connection.release()
+
+    def _record(self, event: dict[str, Any]) -> None:
+        with self._lock:
+            self.events.append(event)
+
+    def of_type(self, event_type: str, task_id: str | None = None) -> list[dict[str, Any]]:
+        """The events of this type so far (optionally of one task id), in arrival order."""
+        with self._lock:
+            return [
+                e
+                for e in self.events
+                if e["type"] == event_type and (task_id is None or e.get("uuid") == task_id)
+            ]
+
+
+class WorkerProcess:
+    """A real `celery -A worker worker` in its own process group, configured by environment."""
+
+    def __init__(self, settings: Settings, name: str, log_path: Path) -> None:
+        self.env = {**os.environ, **settings_env(settings)}
+        self.name = name
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the worker (it connects and consumes in the background)."""
+        command = [sys.executable, "-m", "celery", "-A", "worker", "worker",
+                   "-n", f"{self.name}@%h", "-l", "INFO"]  # fmt: skip
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command,
+                cwd=PROJECT_DIR,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, so a kill takes all of it
+            )
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group, as a crashed machine would."""
+        if self.process is not None:
+            _signal_group(self.process, signal.SIGKILL)
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def stop(self) -> None:
+        """Warm shutdown (SIGTERM), then SIGKILL if it has not exited within 20 s."""
+        if self.process is None:
+            return
+        _signal_group(self.process, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            _signal_group(self.process, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def log(self) -> str:
+        """What the worker wrote so far (for failure messages)."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signum)
+
+
+def load_job(app: Flask, job_id: str) -> Job:
+    """The job as stored right now, with its stage runs (read in a fresh session)."""
+    with app.extensions["gateway"].database.session() as session:
+        return jobs.get_job(session, job_id)
+
+
+def wait_for_job(app: Flask, job_id: str, *statuses: str, timeout: float = 15.0) -> Job:
+    """Poll until the job's status is one of `statuses`; return it."""
+    return wait_until(
+        lambda: (job := load_job(app, job_id)).status in statuses and job, timeout=timeout
+    )
+
+
+def job_events(app: Flask, job_id: str) -> list[Event]:
+    """The job's entries on the app's events stream, in stream order."""
+    services = app.extensions["gateway"]
+    entries = services.redis.xrange(services.settings.events_stream)
+    events = [Event.from_fields(fields) for _, fields in entries]
+    return [event for event in events if event.job_id == job_id]
+
+
+def broker_is_idle(app: Flask) -> bool:
+    """No stage message queued or held unacknowledged by a worker (ETA retries included)."""
+    client = app.extensions["gateway"].redis
+    return client.llen("celery") == 0 and client.hlen("unacked") == 0
