@@ -1,0 +1,206 @@
+"""The service layer's transition rules on PostgreSQL, under real concurrent sessions."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+
+from events.model import TERMINAL_TYPES
+from gateway import jobs
+from gateway.errors import InvalidTransitionError
+from gateway.models import Job, OutboxEvent
+from tests.factories import make_job
+
+ROUNDS = 40
+
+
+def event_types(session: Any, job_id: str) -> list[str]:
+    query = select(OutboxEvent.event_type).where(OutboxEvent.job_id == job_id)
+    return list(session.scalars(query.order_by(OutboxEvent.id)))
+
+
+def reload(session: Any, job_id: str) -> Job:
+    session.expire_all()
+    job = session.get(Job, job_id)
+    assert job is not None
+    return job
+
+
+def race(services: Any, *actions: Callable[[Any], Any]) -> list[Any]:
+    """Run each action in its own thread and session, released together; return their outcomes."""
+    barrier = threading.Barrier(len(actions))
+    outcomes: list[Any] = [None] * len(actions)
+
+    def run(index: int, action: Callable[[Any], Any]) -> None:
+        with services.database.session() as session:
+            barrier.wait()
+            try:
+                outcomes[index] = action(session)
+            except Exception as exc:
+                outcomes[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(actions)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return outcomes
+
+
+def cancelled(outcome: Any) -> bool:
+    """Whether a cancel_job outcome applied (anything else must be the refusal)."""
+    if isinstance(outcome, jobs.Cancellation):
+        return True
+    assert isinstance(outcome, InvalidTransitionError), outcome
+    return False
+
+
+def test_completing_the_last_stage_races_cancel_and_exactly_one_wins(services, session):
+    outcomes = {"completed": 0, "cancelled": 0}
+    for _ in range(ROUNDS):
+        # Given a job whose only stage is running
+        job = make_job(session, stages=["extraction"])
+        jobs.start_stage(session, job.id, "extraction")
+        # When a worker completes it while a client cancels it
+        completed, cancel = race(
+            services,
+            lambda s, j=job.id: jobs.complete_stage(s, j, "extraction", {"text": "x"}),
+            lambda s, j=job.id: jobs.cancel_job(s, j),
+        )
+        # Then exactly one of them applied, and the job and its events agree with it
+        assert completed is not cancelled(cancel)
+        final = reload(session, job.id)
+        assert final.status == ("completed" if completed else "cancelled")
+        assert final.runs[0].status == ("completed" if completed else "cancelled")
+        types = event_types(session, job.id)
+        assert types[0] == "job.created"
+        assert [t for t in types if t in TERMINAL_TYPES] == [types[-1]]
+        outcomes[final.status] += 1
+    assert sum(outcomes.values()) == ROUNDS
+
+
+def test_failing_a_stage_races_cancel_and_exactly_one_wins(services, session):
+    for _ in range(ROUNDS // 2):
+        job = make_job(session, stages=["extraction", "analysis"])
+        jobs.start_stage(session, job.id, "extraction")
+        failed, cancel = race(
+            services,
+            lambda s, j=job.id: jobs.fail_stage(s, j, "extraction", "Provider timeout"),
+            lambda s, j=job.id: jobs.cancel_job(s, j),
+        )
+        assert failed is not cancelled(cancel)
+        assert reload(session, job.id).status == ("failed" if failed else "cancelled")
+        types = event_types(session, job.id)
+        assert [t for t in types if t in TERMINAL_TYPES] == [types[-1]]
+
+
+def test_a_stage_completed_twice_at_once_records_once(services, session):
+    for _ in range(ROUNDS // 2):
+        # Given a running stage delivered to two workers
+        job = make_job(session, stages=["extraction", "analysis"])
+        jobs.start_stage(session, job.id, "extraction")
+        # When both complete it at the same time
+        first, second = race(
+            services,
+            lambda s, j=job.id: jobs.complete_stage(s, j, "extraction", {"text": "one"}),
+            lambda s, j=job.id: jobs.complete_stage(s, j, "extraction", {"text": "two"}),
+        )
+        # Then one result is stored, with one event, and the job goes on
+        assert sorted([first, second]) == [False, True]
+        job = reload(session, job.id)
+        assert job.runs[0].result == {"text": "one" if first else "two"}
+        assert event_types(session, job.id).count("job.stage_completed") == 1
+        assert job.status == "processing"
+
+
+def test_a_duplicate_complete_stage_records_once_and_keeps_the_first_result(session):
+    job = make_job(session, stages=["extraction"])
+    jobs.start_stage(session, job.id, "extraction")
+    assert jobs.complete_stage(session, job.id, "extraction", {"text": "first"})
+    assert not jobs.complete_stage(session, job.id, "extraction", {"text": "second"})
+    job = reload(session, job.id)
+    assert job.runs[0].result == {"text": "first"}
+    assert event_types(session, job.id) == [
+        "job.created",
+        "job.stage_started",
+        "job.stage_completed",
+        "job.completed",
+    ]
+
+
+def test_a_finished_stage_redelivered_is_not_started_again(session):
+    job = make_job(session, stages=["extraction", "analysis"])
+    jobs.start_stage(session, job.id, "extraction")
+    jobs.complete_stage(session, job.id, "extraction", {"text": "x"})
+    assert jobs.start_stage(session, job.id, "extraction") is None
+    assert reload(session, job.id).runs[0].attempts == 1
+
+
+def test_start_stage_is_refused_after_cancel(session):
+    # Given a cancelled job
+    job = make_job(session)
+    jobs.cancel_job(session, job.id)
+    before = event_types(session, job.id)
+    # When its first stage is delivered anyway
+    assert jobs.start_stage(session, job.id, "extraction") is None
+    # Then nothing is recorded and the job stays cancelled
+    assert event_types(session, job.id) == before
+    job = reload(session, job.id)
+    assert job.status == "cancelled"
+    assert [run.status for run in job.runs] == ["skipped"] * 3
+
+
+def test_start_stage_is_refused_on_completed_and_failed_jobs(session):
+    done = make_job(session, stages=["extraction"])
+    jobs.start_stage(session, done.id, "extraction")
+    jobs.complete_stage(session, done.id, "extraction", {"text": "x"})
+    failed = make_job(session, stages=["extraction", "analysis"])
+    jobs.fail_stage(session, failed.id, "extraction", "boom")
+    assert jobs.start_stage(session, done.id, "extraction") is None
+    assert jobs.start_stage(session, failed.id, "analysis") is None
+    assert reload(session, done.id).status == "completed"
+    assert reload(session, failed.id).status == "failed"
+
+
+def test_fail_stage_keeps_earlier_results_and_skips_later_stages(session):
+    # Given extraction completed and analysis running
+    job = make_job(session)
+    jobs.start_stage(session, job.id, "extraction")
+    jobs.complete_stage(session, job.id, "extraction", {"text": "hello"})
+    jobs.start_stage(session, job.id, "analysis")
+    # When analysis fails for good
+    assert jobs.fail_stage(session, job.id, "analysis", "Provider timeout")
+    # Then extraction keeps its result, enrichment never runs, the job says why it failed
+    job = reload(session, job.id)
+    extraction, analysis, enrichment = job.runs
+    assert (extraction.status, extraction.result) == ("completed", {"text": "hello"})
+    assert (analysis.status, analysis.error) == ("failed", "Provider timeout")
+    assert enrichment.status == "skipped"
+    assert (job.status, job.error_stage, job.error_message) == (
+        "failed",
+        "analysis",
+        "Provider timeout",
+    )
+    assert event_types(session, job.id)[-1] == "job.failed"
+    # And a second failure report (another delivery) changes nothing
+    assert not jobs.fail_stage(session, job.id, "analysis", "again")
+    assert event_types(session, job.id).count("job.failed") == 1
+
+
+def test_a_late_result_after_failure_is_discarded(session):
+    job = make_job(session, stages=["extraction", "analysis"])
+    jobs.start_stage(session, job.id, "extraction")
+    jobs.fail_stage(session, job.id, "extraction", "boom")
+    assert not jobs.complete_stage(session, job.id, "extraction", {"text": "late"})
+    assert reload(session, job.id).runs[0].result is None
+
+
+def test_a_pending_job_can_fail_before_any_stage_started(session):
+    job = make_job(session)
+    assert jobs.fail_stage(session, job.id, "extraction", "Internal error: KeyError")
+    job = reload(session, job.id)
+    assert job.status == "failed"
+    assert [run.status for run in job.runs] == ["failed", "skipped", "skipped"]
