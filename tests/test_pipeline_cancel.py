@@ -1,0 +1,201 @@
+"""Cancelling a job on a live worker: revoke for what has not run, the status check for the rest."""
+
+from __future__ import annotations
+
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from events import model as ev
+from gateway import jobs
+from gateway.errors import InvalidTransitionError
+from gateway.models import Job
+from tasks.pipeline import build_chain
+from tests.factories import make_job
+from tests.support import (
+    TaskEvents,
+    broker_is_idle,
+    job_events,
+    load_job,
+    wait_for_job,
+    wait_until,
+)
+
+
+def create(app: Any, stages: list[str] | None = None) -> Job:
+    with app.extensions["gateway"].database.session() as session:
+        return make_job(session, stages)
+
+
+def cancel(app: Any, job_id: str) -> Job:
+    """Cancel as the API does: the conditional update first, then revoke what has not finished."""
+    with app.extensions["gateway"].database.session() as session:
+        cancellation = jobs.cancel_job(session, job_id)
+    app.extensions["pipeline"].revoke(cancellation.unfinished_task_ids)
+    return cancellation.job
+
+
+def event_types(app: Any, job_id: str) -> list[str]:
+    return [e.event_type for e in job_events(app, job_id)]
+
+
+def test_cancel_before_dispatch_means_the_chain_is_never_sent(app, worker):
+    job = create(app)
+
+    cancelled = cancel(app, job.id)
+
+    assert cancelled.status == "cancelled"
+    assert [r.status for r in cancelled.runs] == ["skipped"] * 3
+    # Neither the API's dispatch nor the relay's sweep sends a cancelled job
+    assert app.extensions["pipeline"].dispatch(job.id) is False
+    assert app.extensions["pipeline"].dispatch_undispatched(grace=0) == 0
+    stored = load_job(app, job.id)
+    assert stored.dispatched_at is None and [r.attempts for r in stored.runs] == [0, 0, 0]
+    assert event_types(app, job.id) == [ev.JOB_CREATED, ev.JOB_CANCELLED]
+    assert job_events(app, job.id)[-1].payload == {"previous_status": "pending"}
+
+
+def test_cancel_of_a_queued_chain_revokes_it_before_it_runs(app, worker):
+    # Given a pending job, cancelled and revoked while a worker listens
+    job = create(app)
+    with TaskEvents(app.extensions["celery"]) as task_events:
+        cancel(app, job.id)
+
+        # When its chain reaches the broker anyway (a dispatcher that claimed it just before)
+        providers = app.extensions["gateway"].settings.providers
+        build_chain(app.extensions["celery"], job, providers).apply_async()
+        first = job.runs[0].task_id
+        wait_until(lambda: task_events.of_type("task-revoked", first))
+        wait_until(lambda: broker_is_idle(app))
+
+        # Then the worker discarded and acknowledged the message without running the stage
+        assert task_events.of_type("task-started") == []
+        assert [e["uuid"] for e in task_events.of_type("task-sent")] == [first]
+    stored = load_job(app, job.id)
+    assert stored.status == "cancelled"
+    assert [(r.status, r.attempts) for r in stored.runs] == [("skipped", 0)] * 3
+    assert event_types(app, job.id) == [ev.JOB_CREATED, ev.JOB_CANCELLED]
+
+
+def test_a_chain_no_worker_heard_revoked_is_stopped_by_the_status_check(make_app, worker_for):
+    # Given a job cancelled while no worker was online (revokes live in worker memory only)
+    app = make_app()
+    job = create(app)
+    assert app.extensions["pipeline"].dispatch(job.id)
+    cancel(app, job.id)
+
+    # When a worker starts and receives the queued chain
+    with TaskEvents(app.extensions["celery"]) as task_events:
+        worker_for(app)
+        first = job.runs[0].task_id
+        wait_until(lambda: task_events.of_type("task-started", first))
+        wait_until(lambda: broker_is_idle(app))
+        time.sleep(0.3)  # a chain that went on would have sent the next stage by now
+
+        # Then the stage refused to start, its message was acknowledged, and the chain stopped
+        assert [e["uuid"] for e in task_events.of_type("task-sent")] == []
+    stored = load_job(app, job.id)
+    assert [(r.status, r.attempts) for r in stored.runs] == [("skipped", 0)] * 3
+    assert event_types(app, job.id) == [ev.JOB_CREATED, ev.JOB_CANCELLED]
+
+
+def test_cancel_while_extraction_runs_discards_its_result_and_skips_the_rest(make_app, worker_for):
+    # Given a slow extraction (~1 s) that has started
+    app = make_app(extractor_provider="slow", provider_latency_scale=0.5)
+    worker_for(app)
+    job = create(app)
+    with TaskEvents(app.extensions["celery"]) as task_events:
+        assert app.extensions["pipeline"].dispatch(job.id)
+        wait_until(lambda: load_job(app, job.id).runs[0].status == "started")
+
+        # When the job is cancelled
+        cancelled = cancel(app, job.id)
+        assert cancelled.status == "cancelled"
+
+        # Then the running extraction finishes, but its result is dropped and nothing follows
+        wait_until(lambda: broker_is_idle(app), timeout=10)
+        time.sleep(0.3)  # a chain that went on would have sent the next stage by now
+        assert [e["uuid"] for e in task_events.of_type("task-sent")] == [job.runs[0].task_id]
+    stored = load_job(app, job.id)
+    assert stored.status == "cancelled"
+    runs = [(r.name, r.status, r.attempts, r.result) for r in stored.runs]
+    assert runs == [
+        ("extraction", "cancelled", 1, None),
+        ("analysis", "skipped", 0, None),
+        ("enrichment", "skipped", 0, None),
+    ]
+    assert event_types(app, job.id) == [ev.JOB_CREATED, ev.STAGE_STARTED, ev.JOB_CANCELLED]
+    assert job_events(app, job.id)[-1].payload == {"previous_status": "processing"}
+
+
+def test_cancel_after_completion_is_refused_and_changes_nothing(app, worker):
+    job = create(app)
+    assert app.extensions["pipeline"].dispatch(job.id)
+    completed = wait_for_job(app, job.id, "completed")
+
+    with pytest.raises(InvalidTransitionError) as refused:
+        cancel(app, job.id)
+
+    assert refused.value.status == 400
+    assert refused.value.detail == "Cannot cancel job from status completed"
+    stored = load_job(app, job.id)
+    assert stored.status == "completed"
+    assert [r.result for r in stored.runs] == [r.result for r in completed.runs]
+    assert ev.JOB_CANCELLED not in event_types(app, job.id)
+
+
+@pytest.mark.slow
+def test_cancel_racing_stage_completion_never_mixes_outcomes(make_app, worker_for):
+    # Given many full jobs running at once, and a cancel for each at a random moment
+    app = make_app()
+    worker_for(app, concurrency=8)
+    rng = random.Random(20260427)
+    job_ids = [create(app).id for _ in range(60)]
+
+    def dispatch_then_cancel(job_id: str) -> bool:
+        assert app.extensions["pipeline"].dispatch(job_id)
+        time.sleep(rng.uniform(0, 0.6))
+        try:
+            cancel(app, job_id)
+        except InvalidTransitionError:
+            return False
+        return True
+
+    # When the cancels race the stages
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        accepted = dict(zip(job_ids, pool.map(dispatch_then_cancel, job_ids), strict=True))
+    for job_id in job_ids:
+        wait_for_job(app, job_id, "completed", "cancelled")
+    wait_until(lambda: broker_is_idle(app), timeout=30)
+    time.sleep(0.3)  # let any straggling event reach the stream
+
+    # Then each job is wholly completed or wholly cancelled, with one terminal event, last
+    outcomes = []
+    for job_id in job_ids:
+        job = load_job(app, job_id)
+        types = event_types(app, job_id)
+        terminal = [t for t in types if t in ev.TERMINAL_TYPES]
+        statuses = [r.status for r in job.runs]
+        if job.status == "completed":
+            assert not accepted[job_id]
+            assert statuses == ["completed"] * 3
+            assert all(r.result for r in job.runs)
+            assert terminal == [ev.JOB_COMPLETED]
+        else:
+            assert job.status == "cancelled" and accepted[job_id]
+            done = statuses.count("completed")
+            rest = statuses[done:]
+            assert statuses[:done] == ["completed"] * done
+            # the stage running when the cancel landed is cancelled, the later ones skipped
+            assert rest in (["skipped"] * len(rest), ["cancelled"] + ["skipped"] * (len(rest) - 1))
+            assert all(r.result for r in job.runs[:done])
+            assert all(r.result is None for r in job.runs[done:])
+            assert types.count(ev.STAGE_COMPLETED) == done
+            assert terminal == [ev.JOB_CANCELLED]
+        assert types[0] == ev.JOB_CREATED and types[-1] == terminal[0]
+        outcomes.append(job.status)
+    # Both outcomes happened, so the race was really run
+    assert {"completed", "cancelled"} <= set(outcomes), outcomes
