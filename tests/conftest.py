@@ -3,6 +3,7 @@ test, and a live embedded Celery worker. Nothing is mocked."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -127,3 +128,24 @@ def worker(app: Flask) -> Iterator[Any]:
         shutdown_timeout=30,
     ) as worker:
         yield worker
+
+
+@pytest.fixture
+def worker_for() -> Iterator[Any]:
+    """Start a live Celery worker (threads pool) for an app built with make_app; stopped after the test."""
+    stack = contextlib.ExitStack()
+
+    def start(app: Flask, concurrency: int = 4) -> Any:
+        return stack.enter_context(
+            start_worker(
+                app.extensions["celery"],
+                pool="threads",
+                concurrency=concurrency,
+                perform_ping_check=False,
+                loglevel="WARNING",
+                shutdown_timeout=30,
+            )
+        )
+
+    with stack:
+        yield start
