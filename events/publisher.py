@@ -12,11 +12,12 @@ at-least-once delivery with `event_id` to spot duplicates.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from datetime import timedelta
+from typing import Any, cast
 
 import redis
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy import event as sa_event
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from events.model import Event
@@ -95,7 +96,19 @@ class StreamPublisher:
         appended = 0
         for job_id in dict.fromkeys(job_ids):
             appended += self.try_publish_job(job_id)
+            if self.outage.is_down:
+                break  # the other jobs would fail the same way; the next pass tries again
         return appended
+
+    def purge_published(self, older_than: timedelta) -> int:
+        """Delete rows appended to the stream more than `older_than` ago; return how many."""
+        cutoff = utcnow() - older_than
+        with self.sessions() as session, session.begin():
+            result = session.execute(
+                delete(OutboxEvent).where(OutboxEvent.published_at < cutoff),
+                execution_options={"synchronize_session": False},
+            )
+        return cast(CursorResult[Any], result).rowcount
 
     def try_publish_job(self, job_id: str) -> int:
         """`publish_job`, logging a Redis outage once instead of raising."""

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import signal
+import threading
+from typing import Any
+
 import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup
 
 from gateway.db import upgrade_schema
+
+log = logging.getLogger(__name__)
 
 
 @click.command("migrate")
@@ -16,9 +23,84 @@ def migrate_command() -> None:
     click.echo("database schema is up to date")
 
 
+@click.command("relay")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds between passes [RELAY_INTERVAL].",
+)
+def relay_command(interval: float | None) -> None:
+    """Append the outbox's leftover events to the stream and dispatch stranded jobs, until SIGTERM."""
+    from gateway.relay import Relay
+
+    relay = Relay.from_app(current_app, stop=_stop_on_signals())
+    if interval is not None:
+        relay.interval = interval
+    relay.run()
+
+
+@click.command("consume")
+@click.option("--group", help="Consumer group [CONSUMER_GROUP].")
+@click.option("--consumer", help="Consumer name inside the group [CONSUMER_NAME].")
+@click.option("--stream", help="Stream to read [EVENTS_STREAM].")
+@click.option(
+    "--claim-idle",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds an entry stays pending before it is reclaimed [CONSUMER_CLAIM_IDLE].",
+)
+@click.option(
+    "--max-deliveries",
+    type=click.IntRange(min=1),
+    help="Deliveries before an entry goes to the dead-letter stream [CONSUMER_MAX_DELIVERIES].",
+)
+@click.option("--dead-letter-stream", help="Where failed entries go [DEAD_LETTER_STREAM].")
+@click.option(
+    "--block-ms", type=click.IntRange(min=1), default=1000, show_default=True,
+    help="How long one read waits for new entries (also bounds the stop delay).",
+)  # fmt: skip
+@click.option(
+    "--batch", type=click.IntRange(min=1), default=10, show_default=True, help="Entries per read."
+)
+def consume_command(**options: Any) -> None:
+    """Read job events with a consumer group and log each one, until SIGTERM/SIGINT."""
+    from events.consumer import Consumer, ConsumerOptions, consumer_client
+
+    settings = current_app.extensions["gateway"].settings
+    chosen = ConsumerOptions(
+        stream=options["stream"] or settings.events_stream,
+        group=options["group"] or settings.consumer_group,
+        consumer=options["consumer"] or settings.consumer_name,
+        dead_letter_stream=options["dead_letter_stream"] or settings.dead_letter_stream,
+        claim_idle=options["claim_idle"] or settings.consumer_claim_idle,
+        max_deliveries=options["max_deliveries"] or settings.consumer_max_deliveries,
+        block_ms=options["block_ms"],
+        batch=options["batch"],
+    )
+    client = consumer_client(settings.redis_url, settings.redis_timeout, chosen.block_ms)
+    try:
+        Consumer(client, chosen, stop=_stop_on_signals()).run()
+    finally:
+        client.close()
+
+
+def _stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT, so a loop ends after its current step."""
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: Any) -> None:
+        log.info("%s received, stopping after the current step", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    return stop
+
+
 def init_app(app: Flask) -> None:
     """Register the commands on `app`."""
     app.cli.add_command(migrate_command)
+    app.cli.add_command(relay_command)
+    app.cli.add_command(consume_command)
 
 
 def _create_app() -> Flask:

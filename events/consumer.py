@@ -1,0 +1,300 @@
+"""The consumer-group loop: handle each job event, ack after handling, reclaim and dead-letter.
+
+Delivery is at least once. An entry is acknowledged only after its handler returned; an entry
+whose handler raised stays pending and comes back through XAUTOCLAIM once it has been idle for
+`claim_idle` seconds, whichever consumer of the group claims it (dead consumers' entries come
+back the same way). Redis counts every delivery; an entry delivered `max_deliveries` times
+without success is copied to the dead-letter stream and acknowledged, so one bad entry never
+blocks the group. An entry that cannot be parsed is dead-lettered at once: a retry cannot fix it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from events.model import Event
+from events.outage import Outage
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Event], None]
+Entry = tuple[str, dict[str, str]]
+
+_MAX_PAUSE = 2.0  # seconds between reconnection attempts while Redis is down
+
+
+def summarise(payload: dict[str, Any], width: int = 60) -> str:
+    """The payload as `key=value` pairs on one line; objects show their keys, long values are cut."""
+    parts = []
+    for key in sorted(payload):
+        value = payload[key]
+        if isinstance(value, dict):
+            text = "{" + ",".join(sorted(map(str, value))) + "}"
+        elif isinstance(value, list):
+            text = ",".join(map(str, value))
+        elif isinstance(value, str) and (not value or any(c.isspace() for c in value)):
+            text = json.dumps(value, ensure_ascii=False)  # quotes spaces, escapes newlines
+        else:
+            text = str(value)
+        if len(text) > width:
+            text = text[: width - 1] + "…"
+        parts.append(f"{key}={text}")
+    return " ".join(parts)
+
+
+def log_event(event: Event) -> None:
+    """The default handler: one log line per event."""
+    log.info(
+        "%s job=%s event=%s %s",
+        event.event_type,
+        event.job_id,
+        event.event_id,
+        summarise(event.payload),
+    )
+
+
+def parse_autoclaim(reply: Sequence[Any]) -> tuple[str, list[Entry]]:
+    """The next cursor and the claimed entries of an XAUTOCLAIM reply.
+
+    Redis 6.2 answers [cursor, entries]; Redis 7 adds a third element, the ids of pending
+    entries that were deleted from the stream (Redis already dropped them from the PEL).
+    """
+    cursor, entries = reply[0], reply[1]
+    return str(cursor), [(entry_id, fields) for entry_id, fields in entries if entry_id is not None]
+
+
+def consumer_client(url: str, timeout: float, block_ms: int) -> redis.Redis:
+    """A client whose socket timeout outlasts a blocking read of `block_ms` milliseconds."""
+    return redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=timeout + block_ms / 1000,
+        socket_connect_timeout=timeout,
+        health_check_interval=15,
+    )
+
+
+@dataclass(frozen=True)
+class ConsumerOptions:
+    """Where to read, as whom, and when to reclaim or give up on an entry."""
+
+    stream: str
+    group: str
+    consumer: str
+    dead_letter_stream: str
+    claim_idle: float = 60.0  # seconds an entry stays pending before another consumer claims it
+    max_deliveries: int = 5
+    block_ms: int = 1000
+    batch: int = 10
+
+
+class Consumer:
+    """Reads the events stream as one consumer of a group until `stop` is set."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        options: ConsumerOptions,
+        handler: Handler = log_event,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.client = client
+        self.options = options
+        self.handler = handler
+        self.stop = stop or threading.Event()
+        self.outage = Outage(log, "events stream")
+        self._group_ready = False
+        self._next_claim = 0.0
+        self._claim_every = max(0.05, min(options.claim_idle / 2, 5.0))
+
+    def run(self) -> None:
+        """Consume until `stop` is set; ride out Redis outages, never stop on a bad entry.
+
+        Stopping finishes the entry being handled; entries read but not handled yet stay
+        pending and are reclaimed later (by this consumer's next start or by another one).
+        """
+        o = self.options
+        log.info("consumer %s of group %s reading %s", o.consumer, o.group, o.stream)
+        pause = 0.1
+        while not self.stop.is_set():
+            try:
+                self.poll()
+            except redis.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                # The stream or the group vanished (e.g. a Redis without persistence restarted).
+                log.warning("group %s of %s is gone, creating it again", o.group, o.stream)
+                self._group_ready = False
+            except redis.RedisError as exc:
+                self.outage.down(exc)
+                self._group_ready = False
+                self.stop.wait(pause)  # never a tight loop against a dead server
+                pause = min(pause * 2, _MAX_PAUSE)
+            else:
+                self.outage.up()
+                pause = 0.1
+        log.info("consumer %s of group %s stopped", o.consumer, o.group)
+
+    def poll(self) -> int:
+        """One round: (re)join the group, reclaim idle entries when due, read new entries.
+
+        Returns how many entries were handled, dead-lettered or dropped.
+        """
+        done = 0
+        if not self._group_ready:
+            self.ensure_group()
+            self._group_ready = True
+            done += self.recover_own()
+        if self._claim_due():
+            done += self.reclaim()
+        if self.stop.is_set():
+            return done
+        # Entries read for the first time were delivered once: no need to ask XPENDING.
+        return done + self._process_all(self._read(">", self.options.block_ms), deliveries={})
+
+    def ensure_group(self) -> None:
+        """Create the group at the start of the stream (and the stream) unless it exists."""
+        try:
+            self.client.xgroup_create(
+                self.options.stream, self.options.group, id="0", mkstream=True
+            )
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def recover_own(self) -> int:
+        """Handle again the entries this consumer name left pending (a restart after a stop or crash)."""
+        done, after = 0, "0"
+        while not self.stop.is_set():
+            entries = self._read(after)
+            if not entries:
+                return done
+            after = entries[-1][0]
+            done += self._process_all(entries, deliveries=self._delivery_counts(entries))
+        return done
+
+    def reclaim(self) -> int:
+        """Claim the group's entries idle for `claim_idle` seconds (XAUTOCLAIM) and handle them."""
+        o = self.options
+        done, cursor = 0, "0-0"
+        while not self.stop.is_set():
+            reply: Any = self.client.xautoclaim(
+                o.stream,
+                o.group,
+                o.consumer,
+                min_idle_time=int(o.claim_idle * 1000),
+                start_id=cursor,
+                count=o.batch,
+            )
+            cursor, entries = parse_autoclaim(reply)
+            if entries:
+                log.info("claimed %d idle entries for %s", len(entries), o.consumer)
+                done += self._process_all(entries, deliveries=self._delivery_counts(entries))
+            if cursor == "0-0":
+                break
+        return done
+
+    def _read(self, after: str, block: int | None = None) -> list[Entry]:
+        """XREADGROUP: new entries (`>`) or this consumer's pending ones after an id."""
+        o = self.options
+        reply: Any = self.client.xreadgroup(
+            o.group, o.consumer, {o.stream: after}, count=o.batch, block=block
+        )
+        return [
+            (entry_id, fields) for _stream, entries in reply or () for entry_id, fields in entries
+        ]
+
+    def _claim_due(self) -> bool:
+        now = time.monotonic()
+        if now < self._next_claim:
+            return False
+        self._next_claim = now + self._claim_every
+        return True
+
+    def _delivery_counts(self, entries: Sequence[Entry]) -> dict[str, int]:
+        """How often Redis delivered each entry (XPENDING's times_delivered), in one round trip."""
+        o = self.options
+        pipe = self.client.pipeline(transaction=False)
+        for entry_id, _fields in entries:
+            pipe.xpending_range(o.stream, o.group, min=entry_id, max=entry_id, count=1)
+        return {
+            rows[0]["message_id"]: int(rows[0]["times_delivered"])
+            for rows in pipe.execute()
+            if rows
+        }
+
+    def _process_all(self, entries: Sequence[Entry], deliveries: dict[str, int]) -> int:
+        done = 0
+        for entry_id, fields in entries:
+            if self.stop.is_set():
+                break  # the rest stays pending and is reclaimed: nothing is lost
+            self.process(entry_id, fields, deliveries.get(entry_id, 1))
+            done += 1
+        return done
+
+    def process(self, entry_id: str, fields: dict[str, str], deliveries: int) -> None:
+        """Handle one entry delivered for the `deliveries`-th time; ack, leave pending or dead-letter."""
+        o = self.options
+        if not fields:
+            self._ack(entry_id)  # trimmed from the stream while pending: nothing left to handle
+            return
+        if deliveries > o.max_deliveries:
+            # Earlier deliveries ended without an answer (the consumer died handling it).
+            self.dead_letter(entry_id, fields, deliveries, "not acknowledged after delivery")
+            return
+        try:
+            event = Event.from_fields(fields)
+        except (KeyError, TypeError, ValueError) as exc:
+            self.dead_letter(entry_id, fields, deliveries, f"malformed entry: {exc!r}")
+            return
+        try:
+            self.handler(event)
+        except Exception as exc:  # a bad entry must not stop the consumer
+            if deliveries >= o.max_deliveries:
+                self.dead_letter(entry_id, fields, deliveries, f"handler failed: {exc!r}")
+            else:
+                log.warning(
+                    "handler failed on %s (delivery %d of %d), left pending: %r",
+                    entry_id,
+                    deliveries,
+                    o.max_deliveries,
+                    exc,
+                )
+            return
+        self._ack(entry_id)
+
+    def dead_letter(
+        self, entry_id: str, fields: dict[str, str], deliveries: int, reason: str
+    ) -> None:
+        """Copy the entry to the dead-letter stream and ack it, atomically (MULTI)."""
+        o = self.options
+        letter: dict[Any, Any] = {
+            **fields,
+            "reason": reason,
+            "original_id": entry_id,
+            "original_stream": o.stream,
+            "group": o.group,
+            "deliveries": str(deliveries),
+        }
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xadd(o.dead_letter_stream, letter)
+        pipe.xack(o.stream, o.group, entry_id)
+        pipe.execute()
+        log.error(
+            "dead-lettered %s to %s after %d deliveries: %s",
+            entry_id,
+            o.dead_letter_stream,
+            deliveries,
+            reason,
+        )
+
+    def _ack(self, entry_id: str) -> None:
+        self.client.xack(self.options.stream, self.options.group, entry_id)

@@ -1,0 +1,113 @@
+"""The relay: every few moments, append what the outbox still holds and dispatch stranded jobs.
+
+Requests and workers publish their events right after they commit; the relay is the safety net
+for what they could not hand over (Redis down, a process killed between commit and append) and
+for jobs whose chain the API could not send to the broker. It survives Redis and database
+outages: each one is logged once, and the loop keeps its pace until the dependency returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+
+from flask import Flask
+from sqlalchemy.exc import SQLAlchemyError
+
+from events.outage import Outage
+from events.publisher import StreamPublisher
+
+log = logging.getLogger(__name__)
+
+PURGE_EVERY = 60.0  # seconds between outbox clean-ups; rows pile up slowly, a scan is not free
+
+
+class Dispatcher(Protocol):
+    """What the relay needs of the pipeline: send the chains the API could not send."""
+
+    def dispatch_undispatched(self, grace: float) -> int: ...
+
+
+@dataclass(frozen=True)
+class RelayPass:
+    """What one pass did."""
+
+    published: int = 0
+    dispatched: int = 0
+    purged: int = 0
+
+
+class Relay:
+    """Publishes leftover outbox rows and dispatches stranded jobs every `interval` seconds."""
+
+    def __init__(
+        self,
+        publisher: StreamPublisher,
+        dispatcher: Dispatcher,
+        *,
+        interval: float,
+        dispatch_grace: float,
+        retention: float = 0.0,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.publisher = publisher
+        self.dispatcher = dispatcher
+        self.interval = interval
+        self.dispatch_grace = dispatch_grace
+        self.retention = retention
+        self.stop = stop or threading.Event()
+        self.database = Outage(log, "database")
+        self._failing = False
+        self._next_purge = 0.0
+
+    @classmethod
+    def from_app(cls, app: Flask, stop: threading.Event | None = None) -> Relay:
+        """A relay over the app's publisher and pipeline, paced by its settings."""
+        services = app.extensions["gateway"]
+        settings = services.settings
+        return cls(
+            services.publisher,
+            app.extensions["pipeline"],
+            interval=settings.relay_interval,
+            dispatch_grace=settings.dispatch_grace,
+            retention=settings.outbox_retention,
+            stop=stop,
+        )
+
+    def run_once(self) -> RelayPass:
+        """One pass: append pending events, dispatch stranded jobs, purge old rows when due.
+
+        Redis failures are absorbed (and logged once) by the publisher and the pipeline;
+        database failures propagate.
+        """
+        published = self.publisher.publish_pending()
+        dispatched = self.dispatcher.dispatch_undispatched(self.dispatch_grace)
+        purged = 0
+        if self.retention > 0 and time.monotonic() >= self._next_purge:
+            purged = self.publisher.purge_published(timedelta(seconds=self.retention))
+            self._next_purge = time.monotonic() + PURGE_EVERY
+        return RelayPass(published, dispatched, purged)
+
+    def run(self) -> None:
+        """Run passes until `stop` is set; never raises, never spins."""
+        log.info("relay started (every %.2f s)", self.interval)
+        while not self.stop.is_set():
+            try:
+                done = self.run_once()
+            except SQLAlchemyError as exc:
+                self.database.down(exc)
+            except Exception:  # a bug in one pass must not stop publishing for good
+                if not self._failing:
+                    log.exception("relay pass failed; retrying every %.2f s", self.interval)
+                self._failing = True
+            else:
+                self.database.up()
+                self._failing = False
+                if done.published or done.dispatched or done.purged:
+                    log.debug("relay pass: %s", done)
+            self.stop.wait(self.interval)
+        log.info("relay stopped")
