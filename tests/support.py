@@ -50,15 +50,20 @@ def wait_until(condition: Callable[[], T], timeout: float = 15.0, interval: floa
 
 
 class RedisServer:
-    """A redis-server of the test session's own, on a free port; stop() and start() simulate outages."""
+    """A redis-server of the test session's own, on a free port; stop() and start() simulate outages.
 
-    def __init__(self) -> None:
+    With `persistent=True` it keeps an append-only file, so a restart keeps streams and
+    Celery's queued messages, as docker-compose's Redis does.
+    """
+
+    def __init__(self, *, persistent: bool = False) -> None:
         executable = shutil.which("redis-server")
         if executable is None:
             raise RuntimeError("redis-server is not on PATH (apt-get install redis-server)")
         self.executable = executable
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="gateway-redis-"))
+        self.persistent = persistent
         self.process: subprocess.Popen[bytes] | None = None
 
     def url(self, db: int = 0) -> str:
@@ -66,9 +71,10 @@ class RedisServer:
 
     def start(self) -> None:
         """Start (or restart) on the same port and wait until it answers."""
+        appendonly = ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else []
         self.process = subprocess.Popen(
             [self.executable, "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(self.dir)],
+             "--save", "", "--appendonly", "no", "--dir", str(self.dir), *appendonly],
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
@@ -76,7 +82,7 @@ class RedisServer:
         client.close()
 
     def stop(self) -> None:
-        """Stop the server; its data is gone (no persistence), as with a crashed Redis."""
+        """Stop the server; its data is gone unless it is persistent, as with a crashed Redis."""
         if self.process is not None:
             self.process.terminate()
             self.process.wait(timeout=10)
