@@ -1,0 +1,255 @@
+"""List cost against table size: GET /api/jobs/ (gateway.jobs.list_jobs) at 1k and 1M jobs.
+
+Creates its own PostgreSQL database, migrates it with Alembic, fills it with INSERT ... SELECT
+generate_series, times each query shape (first page and a deep page via cursor, with and
+without filters), prints the medians and the 1M/1k ratio, then EXPLAIN (ANALYZE, BUFFERS) of the
+statements list_jobs really sends, and checks that no plan scans or sorts the table.
+Exits 1 if a plan does. The database is dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import make_url
+
+from gateway import jobs
+from gateway.config import Settings
+from gateway.cursor import encode_cursor
+from gateway.db import Database, upgrade_schema
+
+LIMIT = 50
+TYPES = ("invoice", "letter", "contract", "receipt", "report", "memo", "form", "email", "cv", "id")
+
+# Row i (1 = newest) of the synthetic table. Three rows share each second, so the id
+# tie-break is exercised; statuses and types are spread over the whole time range.
+FILL = """
+WITH new AS (
+  INSERT INTO jobs (id, document_name, document_type, document_content, stages, status,
+                    error_stage, error_message, dispatched_at, created_at, updated_at)
+  SELECT gen_random_uuid()::text, 'Document ' || i, d.type, 'Hi, my name is Gabriela. Doc ' || i,
+         d.stages::json, d.status,
+         CASE WHEN d.status = 'failed' THEN 'extraction' END,
+         CASE WHEN d.status = 'failed' THEN 'Provider timeout' END,
+         d.created_at, d.created_at, d.created_at
+  FROM generate_series(:first, :last) AS i
+  CROSS JOIN LATERAL (SELECT
+      (CAST(:types AS text[]))[1 + (i::bigint * 7919 % 10007) % 10] AS type,
+      (ARRAY['["extraction"]', '["extraction", "analysis"]',
+             '["extraction", "analysis", "enrichment"]'])[1 + i % 3] AS stages,
+      CASE WHEN (i * 37) % 100 < 2 THEN 'pending'
+           WHEN (i * 37) % 100 < 6 THEN 'processing'
+           WHEN (i * 37) % 100 < 14 THEN 'failed'
+           WHEN (i * 37) % 100 < 20 THEN 'cancelled'
+           ELSE 'completed' END AS status,
+      TIMESTAMPTZ '2026-01-01 00:00:00+00' - make_interval(secs => i / 3) AS created_at
+  ) AS d
+  RETURNING id, stages, status, updated_at
+)
+INSERT INTO stage_runs (job_id, position, name, status, task_id, attempts, result, updated_at)
+SELECT new.id, p, (ARRAY['extraction', 'analysis', 'enrichment'])[p + 1],
+       CASE WHEN new.status = 'completed' THEN 'completed' ELSE 'skipped' END,
+       gen_random_uuid()::text, 1,
+       CASE WHEN new.status = 'completed' THEN '{"text": "x"}'::json END, new.updated_at
+FROM new CROSS JOIN LATERAL generate_series(0, json_array_length(new.stages) - 1) AS p
+"""
+
+
+def shapes(deep_cursor: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every query shape the API serves, as list_jobs keyword arguments."""
+    filters: list[tuple[str, dict[str, Any]]] = [
+        ("no filter", {}),
+        ("status=completed", {"statuses": ["completed"]}),
+        ("status=pending (2%)", {"statuses": ["pending"]}),
+        ("document_type=memo", {"document_type": "memo"}),
+        ("document_type=absent (no rows)", {"document_type": "absent"}),
+        ("type=memo & status=failed", {"document_type": "memo", "statuses": ["failed"]}),
+        ("status=pending|failed", {"statuses": ["pending", "failed"]}),
+        (
+            "type=memo & pending|failed",
+            {"document_type": "memo", "statuses": ["pending", "failed"]},
+        ),
+    ]
+    for name, kwargs in filters:
+        yield f"{name}, first page", kwargs
+        yield f"{name}, deep page", {**kwargs, "cursor": deep_cursor}
+
+
+def fill(database: Database, first: int, last: int, chunk: int = 200_000) -> None:
+    """Add jobs number `first`..`last` (and their stage runs) in chunks, then ANALYZE."""
+    for start in range(first, last + 1, chunk):
+        end = min(last, start + chunk - 1)
+        with database.engine.begin() as conn:
+            conn.execute(text(FILL), {"first": start, "last": end, "types": list(TYPES)})
+        print(f"  filled jobs {start:,}..{end:,}", flush=True)
+    with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE jobs"))
+        conn.execute(text("VACUUM ANALYZE stage_runs"))
+
+
+def middle_cursor(database: Database, size: int) -> str:
+    """The cursor a client holds after walking half of the table."""
+    with database.engine.connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT created_at, id FROM jobs ORDER BY created_at DESC, id DESC OFFSET :n LIMIT 1"
+            ),
+            {"n": size // 2},
+        ).one()
+    return encode_cursor(row.created_at, row.id)
+
+
+def median_ms(database: Database, kwargs: dict[str, Any], repeats: int) -> tuple[float, int]:
+    """Median wall time of one GET-equivalent (a fresh session, list_jobs, its stage runs), rows."""
+    samples = []
+    rows = 0
+    for i in range(repeats + 3):
+        started = time.perf_counter()
+        with database.session() as session:
+            page = jobs.list_jobs(session, limit=LIMIT, **kwargs)
+            # An empty page measures nothing, unless emptiness is the point of the shape.
+            assert page.jobs or kwargs.get("document_type") == "absent", kwargs
+            rows = len(page.jobs)
+        if i >= 3:  # warm-up rounds excluded
+            samples.append(time.perf_counter() - started)
+    return statistics.median(samples) * 1000, rows
+
+
+@contextmanager
+def captured(database: Database) -> Iterator[list[tuple[str, Any]]]:
+    """The SQL statements (and parameters) sent inside the block."""
+    statements: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        statements.append((statement, parameters))
+
+    event.listen(database.engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(database.engine, "before_cursor_execute", record)
+
+
+def explain(database: Database, kwargs: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """EXPLAIN (ANALYZE, BUFFERS) of each statement list_jobs sends; and the plan problems found."""
+    with captured(database) as statements, database.session() as session:
+        jobs.list_jobs(session, limit=LIMIT, **kwargs)
+    plans, problems = [], []
+    raw = database.engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        for statement, parameters in statements:
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters)
+            plans.append("\n".join(row[0] for row in cursor.fetchall()))
+            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters)
+            (document,) = cursor.fetchall()[0]
+            problems += plan_problems(document[0]["Plan"], kwargs)
+    finally:
+        raw.close()
+    return plans, problems
+
+
+def plan_problems(node: dict[str, Any], kwargs: dict[str, Any]) -> list[str]:
+    """Seq Scans of our tables, and Sorts fed more rows than the pages they merge."""
+    found = []
+    bound = (LIMIT + 1) * max(1, len(kwargs.get("statuses", ())))
+    children = node.get("Plans", [])
+    if node["Node Type"] == "Seq Scan" and node.get("Relation Name") in ("jobs", "stage_runs"):
+        found.append(f"Seq Scan on {node['Relation Name']}")
+    if node["Node Type"] in ("Sort", "Incremental Sort"):
+        fed = sum(c["Actual Rows"] * c["Actual Loops"] for c in children)
+        if fed > 3 * bound:  # stage runs: up to 3 per job
+            found.append(f"Sort over {fed} rows")
+    for child in children:
+        found += plan_problems(child, kwargs)
+    return found
+
+
+def run(admin_url: str, sizes: list[int], repeats: int) -> int:
+    """The whole benchmark on a throwaway database; returns the exit status."""
+    name = f"gateway_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin.url.set(database=name).render_as_string(hide_password=False)
+    database = Database(url)
+    try:
+        upgrade_schema(url)
+        results: dict[str, dict[int, tuple[float, int]]] = {}
+        filled = 0
+        for size in sizes:
+            print(f"\n== {size:,} jobs", flush=True)
+            started = time.perf_counter()
+            fill(database, filled + 1, size)
+            filled = size
+            print(f"  fill + VACUUM ANALYZE: {time.perf_counter() - started:.1f} s")
+            for label, kwargs in shapes(middle_cursor(database, size)):
+                results.setdefault(label, {})[size] = median_ms(database, kwargs, repeats)
+                ms, rows = results[label][size]
+                print(f"  {label:<42} {ms:7.2f} ms  {rows:3} rows", flush=True)
+        report(results, sizes)
+        print(f"\n== EXPLAIN (ANALYZE, BUFFERS) at {filled:,} jobs")
+        failures = 0
+        for number, (label, kwargs) in enumerate(shapes(middle_cursor(database, filled))):
+            plans, problems = explain(database, kwargs)
+            # First pages use the same plans over shorter ranges, and every shape loads its
+            # stage runs with the same statement: print the rest once.
+            shown = plans if number == 1 else plans[:1]
+            if "deep" in label or problems:
+                print(f"\n-- {label}")
+                for plan in plans if problems else shown:
+                    print(re.sub(r"'\{[^}]{100,}\}'", "'{...page ids...}'", plan))
+            status = "PROBLEM: " + "; ".join(problems) if problems else "index only, no scan/sort"
+            print(f"   {label}: {status}")
+            failures += bool(problems)
+        return 1 if failures else 0
+    finally:
+        database.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def report(results: dict[str, dict[int, tuple[float, int]]], sizes: list[int]) -> None:
+    """The medians side by side; a page with fewer rows costs less to load, so rows are shown."""
+    small, large = sizes[0], sizes[-1]
+    print(f"\n== median ms per request (limit {LIMIT}); ratio = {large:,} / {small:,}")
+    print(f"  {'query':<42} {small:>9,} {'rows':>4} {large:>11,} {'rows':>4}  ratio")
+    for label, by_size in results.items():
+        (ms_small, rows_small), (ms_large, rows_large) = by_size[small], by_size[large]
+        print(
+            f"  {label:<42} {ms_small:9.2f} {rows_small:4} {ms_large:11.2f} {rows_large:4}"
+            f"  {ms_large / ms_small:5.2f}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run the benchmark."""
+    settings = Settings.from_env()
+    default_admin = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+    if make_url(settings.database_url).get_backend_name() == "postgresql":
+        default_admin = (
+            make_url(settings.database_url)
+            .set(database="postgres")
+            .render_as_string(hide_password=False)
+        )
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--admin-url", default=default_admin, help="PostgreSQL server to use")
+    parser.add_argument("--sizes", default="1000,1000000", help="table sizes, ascending")
+    parser.add_argument("--repeats", type=int, default=25, help="timed runs per query shape")
+    args = parser.parse_args(argv)
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    return run(args.admin_url, sizes, args.repeats)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
