@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -28,6 +28,7 @@ from gateway.cursor import encode_cursor
 from gateway.db import Database, upgrade_schema
 
 LIMIT = 50
+STRICT_FROM = 100_000
 TYPES = ("invoice", "letter", "contract", "receipt", "report", "memo", "form", "email", "cv", "id")
 
 # Row i (1 = newest) of the synthetic table. Three rows share each second, so the id
@@ -64,6 +65,14 @@ FROM new CROSS JOIN LATERAL generate_series(0, json_array_length(new.stages) - 1
 """
 
 
+class Timing(NamedTuple):
+    """Median and minimum milliseconds of one query shape, and the rows of its page."""
+
+    median: float
+    best: float
+    rows: int
+
+
 def shapes(deep_cursor: str) -> Iterator[tuple[str, dict[str, Any]]]:
     """Every query shape the API serves, as list_jobs keyword arguments."""
     filters: list[tuple[str, dict[str, Any]]] = [
@@ -71,7 +80,7 @@ def shapes(deep_cursor: str) -> Iterator[tuple[str, dict[str, Any]]]:
         ("status=completed", {"statuses": ["completed"]}),
         ("status=pending (2%)", {"statuses": ["pending"]}),
         ("document_type=memo", {"document_type": "memo"}),
-        ("document_type=absent (no rows)", {"document_type": "absent"}),
+        ("type=absent (no rows)", {"document_type": "absent"}),
         ("type=memo & status=failed", {"document_type": "memo", "statuses": ["failed"]}),
         ("status=pending|failed", {"statuses": ["pending", "failed"]}),
         (
@@ -108,8 +117,8 @@ def middle_cursor(database: Database, size: int) -> str:
     return encode_cursor(row.created_at, row.id)
 
 
-def median_ms(database: Database, kwargs: dict[str, Any], repeats: int) -> tuple[float, int]:
-    """Median wall time of one GET-equivalent (a fresh session, list_jobs, its stage runs), rows."""
+def timed(database: Database, kwargs: dict[str, Any], repeats: int) -> Timing:
+    """Wall time of one GET-equivalent (a fresh session, list_jobs, its stage runs)."""
     samples = []
     rows = 0
     for i in range(repeats + 3):
@@ -121,7 +130,7 @@ def median_ms(database: Database, kwargs: dict[str, Any], repeats: int) -> tuple
             rows = len(page.jobs)
         if i >= 3:  # warm-up rounds excluded
             samples.append(time.perf_counter() - started)
-    return statistics.median(samples) * 1000, rows
+    return Timing(statistics.median(samples) * 1000, min(samples) * 1000, rows)
 
 
 @contextmanager
@@ -184,7 +193,7 @@ def run(admin_url: str, sizes: list[int], repeats: int) -> int:
     database = Database(url)
     try:
         upgrade_schema(url)
-        results: dict[str, dict[int, tuple[float, int]]] = {}
+        results: dict[str, dict[int, Timing]] = {}
         filled = 0
         for size in sizes:
             print(f"\n== {size:,} jobs", flush=True)
@@ -193,11 +202,12 @@ def run(admin_url: str, sizes: list[int], repeats: int) -> int:
             filled = size
             print(f"  fill + VACUUM ANALYZE: {time.perf_counter() - started:.1f} s")
             for label, kwargs in shapes(middle_cursor(database, size)):
-                results.setdefault(label, {})[size] = median_ms(database, kwargs, repeats)
-                ms, rows = results[label][size]
-                print(f"  {label:<42} {ms:7.2f} ms  {rows:3} rows", flush=True)
+                t = results.setdefault(label, {})[size] = timed(database, kwargs, repeats)
+                print(f"  {label:<42} {t.median:7.2f} ms (min {t.best:.2f})  {t.rows:3} rows")
         report(results, sizes)
         print(f"\n== EXPLAIN (ANALYZE, BUFFERS) at {filled:,} jobs")
+        # On a small table a Seq Scan is the planner's right choice; judge plans on big ones.
+        strict = filled >= STRICT_FROM
         failures = 0
         for number, (label, kwargs) in enumerate(shapes(middle_cursor(database, filled))):
             plans, problems = explain(database, kwargs)
@@ -211,7 +221,9 @@ def run(admin_url: str, sizes: list[int], repeats: int) -> int:
             status = "PROBLEM: " + "; ".join(problems) if problems else "index only, no scan/sort"
             print(f"   {label}: {status}")
             failures += bool(problems)
-        return 1 if failures else 0
+        if failures and not strict:
+            print(f"\n(plans are only judged from {STRICT_FROM:,} jobs on)")
+        return 1 if failures and strict else 0
     finally:
         database.dispose()
         with admin.connect() as conn:
@@ -219,16 +231,22 @@ def run(admin_url: str, sizes: list[int], repeats: int) -> int:
         admin.dispose()
 
 
-def report(results: dict[str, dict[int, tuple[float, int]]], sizes: list[int]) -> None:
-    """The medians side by side; a page with fewer rows costs less to load, so rows are shown."""
+def report(results: dict[str, dict[int, Timing]], sizes: list[int]) -> None:
+    """Medians (and minimums, less disturbed by a busy machine) side by side, with their ratio.
+
+    A page with fewer rows costs less to load, so the rows served are shown too.
+    """
     small, large = sizes[0], sizes[-1]
-    print(f"\n== median ms per request (limit {LIMIT}); ratio = {large:,} / {small:,}")
-    print(f"  {'query':<42} {small:>9,} {'rows':>4} {large:>11,} {'rows':>4}  ratio")
+    print(f"\n== ms per request (limit {LIMIT}): median, min; ratio = {large:,} / {small:,}")
+    print(
+        f"  {'query':<38} {f'{small:,}':>13} {'rows':>4} {f'{large:,}':>13} {'rows':>4}"
+        f"  {'ratio median':>12} {'min':>5}"
+    )
     for label, by_size in results.items():
-        (ms_small, rows_small), (ms_large, rows_large) = by_size[small], by_size[large]
+        a, b = by_size[small], by_size[large]
         print(
-            f"  {label:<42} {ms_small:9.2f} {rows_small:4} {ms_large:11.2f} {rows_large:4}"
-            f"  {ms_large / ms_small:5.2f}"
+            f"  {label:<38} {a.median:6.2f} {a.best:6.2f} {a.rows:4} {b.median:6.2f} {b.best:6.2f}"
+            f" {b.rows:4}  {b.median / a.median:12.2f} {b.best / a.best:5.2f}"
         )
 
 
