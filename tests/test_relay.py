@@ -1,0 +1,205 @@
+"""The relay loop: publishes and dispatches what was left behind, rides out outages, stops on SIGTERM."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+
+from gateway import jobs
+from gateway.db import Database
+from gateway.models import Job
+from gateway.relay import Relay
+from tests.factories import make_job
+from tests.support import PROJECT_DIR, RedisServer, free_port, settings_env, wait_until
+from tests.test_events import history
+
+
+class TcpProxy:
+    """A TCP proxy to a real server that can be cut: while down it drops every connection."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = free_port()
+        self.up = True
+        self.connections = 0
+        self._open: list[socket.socket] = []
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def cut(self) -> None:
+        """Refuse new connections and break the open ones, as a database restart does."""
+        self.up = False
+        for sock in self._open:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        self._open.clear()
+
+    def restore(self) -> None:
+        self.up = True
+
+    def close(self) -> None:
+        self.cut()
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            if not self.up:
+                client.close()
+                continue
+            server = socket.create_connection(self.target)
+            self._open += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    server = RedisServer(persistent=True)
+    server.start()
+    yield server
+    server.close()
+
+
+@contextlib.contextmanager
+def running(relay: Relay) -> Iterator[threading.Thread]:
+    """The relay's loop in a thread, stopped (and checked to stop promptly) on exit."""
+    thread = threading.Thread(target=relay.run)
+    thread.start()
+    try:
+        yield thread
+    finally:
+        relay.stop.set()
+        thread.join(5)
+    assert not thread.is_alive()
+
+
+def messages(caplog: Any, text: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if text in r.getMessage()]
+
+
+def test_the_relay_rides_out_a_database_outage_without_spinning_and_logs_it_once(
+    make_app, postgres_url, caplog
+):
+    # Given a relay whose database sits behind a proxy we can cut
+    url = make_url(postgres_url)
+    proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432))
+    proxied = url.set(port=proxy.port).render_as_string(hide_password=False)
+    app = make_app(database_url=proxied, relay_interval=0.1)
+    services = app.extensions["gateway"]
+    relay = Relay.from_app(app)
+    try:
+        with running(relay) as thread:
+            # When the database goes away for a second
+            proxy.cut()
+            cut_at = proxy.connections
+            time.sleep(1.0)
+
+            # Then the relay keeps going, at its pace (a few attempts, not thousands)
+            assert thread.is_alive()
+            assert 2 <= proxy.connections - cut_at <= 25
+
+            # And once the database is back, it publishes what was committed meanwhile
+            proxy.restore()
+            with Database(postgres_url).session() as s:  # a writer that does not publish itself
+                job = make_job(s)
+            stream = services.settings.events_stream
+            wait_until(lambda: history(services.redis, stream).get(job.id), timeout=10)
+    finally:
+        proxy.close()
+
+    # And the outage was logged once, its end once
+    assert len(messages(caplog, "database unavailable")) == 1
+    assert len(messages(caplog, "database available again")) == 1
+
+
+def test_the_relay_rides_out_a_redis_outage_then_publishes_and_dispatches_what_waited(
+    make_app, own_redis, caplog
+):
+    # Given a relay running against a Redis that goes down
+    app = make_app(redis_url=own_redis.url(), relay_interval=0.05, dispatch_grace=0.0)
+    services = app.extensions["gateway"]
+    with running(Relay.from_app(app)) as thread:
+        own_redis.stop()
+
+        # When jobs are created meanwhile (as the API does: commit, then a failed dispatch)
+        with services.database.session() as s:
+            created = [make_job(s).id for _ in range(3)]
+        time.sleep(1.0)
+        assert thread.is_alive()
+
+        # Then, once Redis is back, their events are published and their chains dispatched
+        own_redis.start()
+        stream = services.settings.events_stream
+        wait_until(lambda: len(history(services.redis, stream)) == 3, timeout=10)
+
+        def dispatched() -> bool:
+            with services.database.session() as s:
+                query = select(Job.dispatched_at).where(Job.id.in_(created))
+                return all(s.scalars(query))
+
+        wait_until(dispatched, timeout=10)
+
+    # And each outage was logged once, however many passes failed
+    assert len(messages(caplog, "events stream unavailable")) == 1
+    assert len(messages(caplog, "events stream available again")) == 1
+    assert len(messages(caplog, "broker unavailable")) <= 1
+    assert not messages(caplog, "relay pass failed")
+
+
+def test_gateway_relay_publishes_pending_events_and_stops_on_sigterm(settings, services, tmp_path):
+    # Given an event committed by a process that died before publishing it
+    with Database(settings.database_url).session() as s:
+        job = make_job(s)
+    with Database(settings.database_url).session() as s:
+        jobs.cancel_job(s, job.id)
+    assert history(services.redis, settings.events_stream) == {}
+
+    # When `gateway relay` runs
+    env = {**os.environ, **settings_env(settings.replace(log_level="INFO", relay_interval=0.1))}
+    log_path: Path = tmp_path / "relay.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("gateway")), "relay"],
+            cwd=PROJECT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_until(lambda: history(services.redis, settings.events_stream), timeout=20)
+
+        # Then the events are appended in order, and SIGTERM stops it with exit 0
+        events = history(services.redis, settings.events_stream)[job.id]
+        assert [e["event_type"] for e in events] == ["job.created", "job.cancelled"]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    output = log_path.read_text()
+    assert "SIGTERM received" in output and "relay stopped" in output
+    assert "Traceback" not in output
