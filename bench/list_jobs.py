@@ -119,20 +119,33 @@ def middle_cursor(database: Database, size: int) -> str:
     return encode_cursor(row.created_at, row.id)
 
 
-def timed(database: Database, kwargs: dict[str, Any], repeats: int) -> Timing:
-    """Wall time of one GET-equivalent (a fresh session, list_jobs, its stage runs)."""
-    samples = []
-    rows = 0
-    for i in range(repeats + 3):
-        started = time.perf_counter()
-        with database.session() as session:
-            page = jobs.list_jobs(session, limit=LIMIT, **kwargs)
-            # An empty page measures nothing, unless emptiness is the point of the shape.
-            assert page.jobs or kwargs.get("document_type") == "absent", kwargs
-            rows = len(page.jobs)
-        if i >= 3:  # warm-up rounds excluded
-            samples.append(time.perf_counter() - started)
-    return Timing(statistics.median(samples) * 1000, min(samples) * 1000, rows)
+def timed(
+    database: Database, cases: list[tuple[str, dict[str, Any]]], repeats: int
+) -> dict[str, Timing]:
+    """Wall time of one GET-equivalent (a fresh session, list_jobs, its stage runs) per shape.
+
+    The shapes take turns, a few runs each, so that a burst of load from elsewhere on the
+    machine spreads over all of them instead of spoiling one.
+    """
+    samples: dict[str, list[float]] = {label: [] for label, _ in cases}
+    rows: dict[str, int] = {}
+    turns = 5
+    for _ in range(turns):
+        for label, kwargs in cases:
+            for i in range(1 + -(-repeats // turns)):
+                started = time.perf_counter()
+                with database.session() as session:
+                    page = jobs.list_jobs(session, limit=LIMIT, **kwargs)
+                elapsed = time.perf_counter() - started
+                # An empty page measures nothing, unless emptiness is the point of the shape.
+                assert page.jobs or kwargs.get("document_type") == "absent", kwargs
+                rows[label] = len(page.jobs)
+                if i > 0:  # the first run of each turn warms the cache up
+                    samples[label].append(elapsed)
+    return {
+        label: Timing(statistics.median(s) * 1000, min(s) * 1000, rows[label])
+        for label, s in samples.items()
+    }
 
 
 @contextmanager
@@ -203,8 +216,9 @@ def run(admin_url: str, sizes: list[int], repeats: int) -> int:
             fill(database, filled + 1, size)
             filled = size
             print(f"  fill + VACUUM ANALYZE: {time.perf_counter() - started:.1f} s")
-            for label, kwargs in shapes(middle_cursor(database, size)):
-                t = results.setdefault(label, {})[size] = timed(database, kwargs, repeats)
+            timings = timed(database, list(shapes(middle_cursor(database, size))), repeats)
+            for label, t in timings.items():
+                results.setdefault(label, {})[size] = t
                 print(f"  {label:<42} {t.median:7.2f} ms (min {t.best:.2f})  {t.rows:3} rows")
         report(results, sizes)
         print(f"\n== EXPLAIN (ANALYZE, BUFFERS) at {filled:,} jobs")
