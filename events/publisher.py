@@ -12,6 +12,7 @@ at-least-once delivery with `event_id` to spot duplicates.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from typing import Any, cast
 
@@ -112,12 +113,13 @@ class StreamPublisher:
 
     def try_publish_job(self, job_id: str) -> int:
         """`publish_job`, logging a Redis outage once instead of raising."""
+        started = time.monotonic()
         try:
             appended = self.publish_job(job_id)
         except redis.RedisError as exc:
-            self.outage.down(exc)
+            self.outage.down(exc, started)
             return 0
-        self.outage.up()
+        self.outage.up(started)
         return appended
 
     def publish_after_commit(self) -> None:
