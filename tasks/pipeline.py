@@ -25,6 +25,16 @@ PROVIDER_VARIABLES = {
     "enrichment": "ENRICHER_PROVIDER",
 }
 
+# A worker publishes the next stage when one completes. If Redis is restarting then, the
+# publish must wait for it (about 75 s at most) rather than fail the job; the API's first
+# publish keeps the short task_publish_retry_policy, the relay dispatching what it refused.
+NEXT_STAGE_RETRY = {
+    "max_retries": 40,
+    "interval_start": 0.5,
+    "interval_step": 0.5,
+    "interval_max": 2.0,
+}
+
 
 def build_chain(celery: Celery, job: Job, providers: dict[str, str]) -> Signature:
     """Immutable signatures, one per stage, with the task ids stored on the job's stage runs.
@@ -36,8 +46,8 @@ def build_chain(celery: Celery, job: Job, providers: dict[str, str]) -> Signatur
         *(
             celery.tasks[task_name(run.name)]
             .si(job.id, providers[run.name])
-            .set(task_id=run.task_id)
-            for run in job.runs
+            .set(task_id=run.task_id, **({"retry_policy": NEXT_STAGE_RETRY} if i else {}))
+            for i, run in enumerate(job.runs)
         )
     )
 
