@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import redis
 from flask import Flask
 
-from events.model import Event
+from events.model import TERMINAL_TYPES, Event
 from gateway import jobs
 from gateway.config import Settings
 from gateway.models import Job
@@ -220,3 +220,15 @@ def broker_is_idle(app: Flask) -> bool:
     """No stage message queued or held unacknowledged by a worker (ETA retries included)."""
     client = app.extensions["gateway"].redis
     return client.llen("celery") == 0 and client.hlen("unacked") == 0
+
+
+def settled_events(app: Flask, job_id: str, timeout: float = 15.0) -> list[Event]:
+    """The job's stream entries once its terminal event is there (appended just after commit)."""
+    return wait_until(
+        lambda: (
+            (events := job_events(app, job_id))
+            and events[-1].event_type in TERMINAL_TYPES
+            and events
+        ),
+        timeout=timeout,
+    )

@@ -15,7 +15,7 @@ from providers.registry import register
 from tests.factories import DOCUMENT, make_job
 from tests.support import (
     TaskEvents,
-    job_events,
+    settled_events,
     wait_for_job,
     wait_until,
 )
@@ -69,7 +69,7 @@ def test_extraction_only_job_stores_the_normalised_text(app, worker):
         "sentences": 2,
         "lines": 1,
     }
-    types = [e.event_type for e in job_events(app, job_id)]
+    types = [e.event_type for e in settled_events(app, job_id)]
     assert types == [ev.JOB_CREATED, ev.STAGE_STARTED, ev.STAGE_COMPLETED, ev.JOB_COMPLETED]
 
 
@@ -107,7 +107,7 @@ def test_full_job_enriches_the_analysis_and_emits_every_lifecycle_event_once(app
         "phone_numbers": 0,
         "identifiers": 1,
     }
-    events = job_events(app, job_id)
+    events = settled_events(app, job_id)
     assert [(e.event_type, e.payload.get("stage")) for e in events] == [
         (ev.JOB_CREATED, None),
         (ev.STAGE_STARTED, "extraction"),
@@ -183,7 +183,7 @@ def test_a_stage_that_always_fails_is_retried_then_fails_the_job(make_app, worke
     # one failed execution (hence one on_failure), after STAGE_MAX_RETRIES retried ones
     assert [e["uuid"] for e in task_events.of_type("task-failed")] == [run.task_id]
     assert len(task_events.of_type("task-retried", run.task_id)) == settings.stage_max_retries
-    events = job_events(app, job_id)
+    events = settled_events(app, job_id)
     stage_events = [
         (e.event_type, e.payload.get("attempt"))
         for e in events
@@ -213,7 +213,7 @@ def test_a_stage_that_fails_once_then_succeeds_completes_with_two_attempts(make_
     assert [s["attempts"] for s in stages.values()] == [1, 2, 1]
     assert stages["analysis"]["result"]["entities"]["people"] == ["Gabriela"]
     assert next(r for r in job.runs if r.name == "analysis").error is None
-    retrying = [e for e in job_events(app, job_id) if e.event_type == ev.STAGE_RETRYING]
+    retrying = [e for e in settled_events(app, job_id) if e.event_type == ev.STAGE_RETRYING]
     assert [(e.payload["stage"], e.payload["attempt"]) for e in retrying] == [("analysis", 1)]
     assert retrying[0].payload["error"] == "FlakyOnceAnalyzer failed: first call refused"
 
@@ -233,6 +233,6 @@ def test_a_provider_slower_than_the_stage_time_limit_counts_as_a_retryable_failu
     extraction = job.runs[0]
     assert (extraction.status, extraction.attempts) == ("failed", 3)
     assert (job.error_stage, job.error_message) == ("extraction", "Provider timeout")
-    retrying = [e for e in job_events(app, job_id) if e.event_type == ev.STAGE_RETRYING]
+    retrying = [e for e in settled_events(app, job_id) if e.event_type == ev.STAGE_RETRYING]
     assert [e.payload["error"] for e in retrying] == ["Provider timeout"] * 2
     assert [r.status for r in job.runs[1:]] == ["skipped", "skipped"]
