@@ -1,10 +1,11 @@
 """List cost against table size: GET /api/jobs/ (gateway.jobs.list_jobs) at 1k and 1M jobs.
 
-Creates its own PostgreSQL database, migrates it with Alembic, fills it with INSERT ... SELECT
-generate_series, times each query shape (first page and a deep page via cursor, with and
-without filters), prints the medians and the 1M/1k ratio, then EXPLAIN (ANALYZE, BUFFERS) of the
-statements list_jobs really sends, and checks that no plan scans or sorts the table.
-Exits 1 if a plan does. The database is dropped at the end.
+Creates one PostgreSQL database per size, migrates each with Alembic, fills them with
+INSERT ... SELECT generate_series, times each query shape (first page and a deep page via
+cursor, with and without filters) on both sizes in alternation, prints the medians and the
+1M/1k ratio, then EXPLAIN (ANALYZE, BUFFERS) of the statements list_jobs really sends, and
+checks that no plan scans or sorts the table. Exits 1 if a plan does. The databases are
+dropped at the end.
 """
 
 from __future__ import annotations
@@ -119,19 +120,20 @@ def middle_cursor(database: Database, size: int) -> str:
     return encode_cursor(row.created_at, row.id)
 
 
-def timed(
-    database: Database, cases: list[tuple[str, dict[str, Any]]], repeats: int
-) -> dict[str, Timing]:
-    """Wall time of one GET-equivalent (a fresh session, list_jobs, its stage runs) per shape.
+Case = tuple[str, int, Database, dict[str, Any]]  # label, size, database, list_jobs arguments
 
-    The shapes take turns, a few runs each, so that a burst of load from elsewhere on the
-    machine spreads over all of them instead of spoiling one.
+
+def timed(cases: list[Case], repeats: int) -> dict[tuple[str, int], Timing]:
+    """Wall time of one GET-equivalent (a fresh session, list_jobs, its stage runs) per case.
+
+    Cases (both sizes, every shape) take turns, a few runs each: a burst of load from
+    elsewhere on a shared machine then spreads over all of them instead of spoiling one size.
     """
-    samples: dict[str, list[float]] = {label: [] for label, _ in cases}
-    rows: dict[str, int] = {}
+    samples: dict[tuple[str, int], list[float]] = {(c[0], c[1]): [] for c in cases}
+    rows: dict[tuple[str, int], int] = {}
     turns = 5
     for _ in range(turns):
-        for label, kwargs in cases:
+        for label, size, database, kwargs in cases:
             for i in range(1 + -(-repeats // turns)):
                 started = time.perf_counter()
                 with database.session() as session:
@@ -139,12 +141,12 @@ def timed(
                 elapsed = time.perf_counter() - started
                 # An empty page measures nothing, unless emptiness is the point of the shape.
                 assert page.jobs or kwargs.get("document_type") == "absent", kwargs
-                rows[label] = len(page.jobs)
+                rows[label, size] = len(page.jobs)
                 if i > 0:  # the first run of each turn warms the cache up
-                    samples[label].append(elapsed)
+                    samples[label, size].append(elapsed)
     return {
-        label: Timing(statistics.median(s) * 1000, min(s) * 1000, rows[label])
-        for label, s in samples.items()
+        key: Timing(statistics.median(s) * 1000, min(s) * 1000, rows[key])
+        for key, s in samples.items()
     }
 
 
@@ -199,55 +201,62 @@ def plan_problems(node: dict[str, Any], kwargs: dict[str, Any]) -> list[str]:
 
 
 def run(admin_url: str, sizes: list[int], repeats: int) -> int:
-    """The whole benchmark on a throwaway database; returns the exit status."""
-    name = f"gateway_bench_{uuid.uuid4().hex[:8]}"
+    """The whole benchmark on throwaway databases; returns the exit status."""
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin.url.set(database=name).render_as_string(hide_password=False)
-    database = Database(url)
+    names = {size: f"gateway_bench_{size}_{uuid.uuid4().hex[:8]}" for size in sizes}
+    databases: dict[int, Database] = {}
     try:
-        upgrade_schema(url)
-        results: dict[str, dict[int, Timing]] = {}
-        filled = 0
-        for size in sizes:
-            print(f"\n== {size:,} jobs", flush=True)
+        for size, name in names.items():
+            with admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+            url = admin.url.set(database=name).render_as_string(hide_password=False)
+            upgrade_schema(url)
+            databases[size] = Database(url)
+            print(f"\n== {size:,} jobs in {name}", flush=True)
             started = time.perf_counter()
-            fill(database, filled + 1, size)
-            filled = size
+            fill(databases[size], 1, size)
             print(f"  fill + VACUUM ANALYZE: {time.perf_counter() - started:.1f} s")
-            timings = timed(database, list(shapes(middle_cursor(database, size))), repeats)
-            for label, t in timings.items():
-                results.setdefault(label, {})[size] = t
-                print(f"  {label:<42} {t.median:7.2f} ms (min {t.best:.2f})  {t.rows:3} rows")
-        report(results, sizes)
-        print(f"\n== EXPLAIN (ANALYZE, BUFFERS) at {filled:,} jobs")
-        # On a small table a Seq Scan is the planner's right choice; judge plans on big ones.
-        strict = filled >= STRICT_FROM
-        failures = 0
-        for number, (label, kwargs) in enumerate(shapes(middle_cursor(database, filled))):
-            plans, problems = explain(database, kwargs)
-            # First pages use the same plans over shorter ranges, and every shape loads its
-            # stage runs with the same statement: print the rest once.
-            shown = plans if number == 1 else plans[:1]
-            if "deep" in label or problems:
-                print(f"\n-- {label}")
-                for plan in plans if problems else shown:
-                    print(re.sub(r"'\{[^}]{100,}\}'", "'{...page ids...}'", plan))
-            status = "PROBLEM: " + "; ".join(problems) if problems else "index only, no scan/sort"
-            print(f"   {label}: {status}")
-            failures += bool(problems)
-        if failures and not strict:
-            print(f"\n(plans are only judged from {STRICT_FROM:,} jobs on)")
-        return 1 if failures and strict else 0
+        cases = [
+            (label, size, database, kwargs)
+            for size, database in databases.items()
+            for label, kwargs in shapes(middle_cursor(database, size))
+        ]
+        print(f"\n== timing {len(cases)} cases, sizes in alternation", flush=True)
+        report(timed(cases, repeats), sizes)
+        return check_plans(databases[sizes[-1]], sizes[-1])
     finally:
-        database.dispose()
+        for database in databases.values():
+            database.dispose()
         with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            for name in names.values():
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
 
-def report(results: dict[str, dict[int, Timing]], sizes: list[int]) -> None:
+def check_plans(database: Database, size: int) -> int:
+    """Print the plans of the deep pages and judge every shape's; 1 if one scans or sorts."""
+    print(f"\n== EXPLAIN (ANALYZE, BUFFERS) at {size:,} jobs")
+    # On a small table a Seq Scan is the planner's right choice; judge plans on big ones.
+    strict = size >= STRICT_FROM
+    failures = 0
+    for number, (label, kwargs) in enumerate(shapes(middle_cursor(database, size))):
+        plans, problems = explain(database, kwargs)
+        # First pages use the same plans over shorter ranges, and every shape loads its
+        # stage runs with the same statement: print the rest once.
+        shown = plans if number == 1 else plans[:1]
+        if "deep" in label or problems:
+            print(f"\n-- {label}")
+            for plan in plans if problems else shown:
+                print(re.sub(r"'\{[^}]{100,}\}'", "'{...page ids...}'", plan))
+        status = "PROBLEM: " + "; ".join(problems) if problems else "index only, no scan/sort"
+        print(f"   {label}: {status}")
+        failures += bool(problems)
+    if failures and not strict:
+        print(f"\n(plans are only judged from {STRICT_FROM:,} jobs on)")
+    return 1 if failures and strict else 0
+
+
+def report(results: dict[tuple[str, int], Timing], sizes: list[int]) -> None:
     """Medians (and minimums, less disturbed by a busy machine) side by side, with their ratio.
 
     A page with fewer rows costs less to load, so the rows served are shown too.
@@ -258,8 +267,8 @@ def report(results: dict[str, dict[int, Timing]], sizes: list[int]) -> None:
         f"  {'query':<38} {f'{small:,}':>13} {'rows':>4} {f'{large:,}':>13} {'rows':>4}"
         f"  {'ratio median':>12} {'min':>5}"
     )
-    for label, by_size in results.items():
-        a, b = by_size[small], by_size[large]
+    for label in dict.fromkeys(label for label, _ in results):
+        a, b = results[label, small], results[label, large]
         print(
             f"  {label:<38} {a.median:6.2f} {a.best:6.2f} {a.rows:4} {b.median:6.2f} {b.best:6.2f}"
             f" {b.rows:4}  {b.median / a.median:12.2f} {b.best / a.best:5.2f}"

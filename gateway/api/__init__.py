@@ -19,6 +19,7 @@ class GatewayApi(Api):
     ERROR_SCHEMA = ProblemSchema
 
     def handle_http_exception(self, error: Any) -> Any:
+        """HTTP errors go through the same problem-details handler as every other error."""
         return handle_error(error)
 
     def _register_responses(self) -> None:

@@ -21,6 +21,8 @@ blp = Blueprint("health", __name__, description="Liveness and readiness probes")
 
 
 class HealthSchema(ma.Schema):
+    """A probe's answer: overall status and the state of each dependency checked."""
+
     status = ma.fields.String(metadata={"example": "ok"})
     checks = ma.fields.Dict(
         keys=ma.fields.String(),

@@ -116,10 +116,14 @@ class StageSchema(ma.Schema):
 
 
 class JobResultsSchema(ma.Schema):
+    """Every configured stage, in pipeline order."""
+
     stages = fields.Dict(keys=fields.String(), values=fields.Nested(StageSchema))
 
 
 class JobErrorSchema(ma.Schema):
+    """Why a failed job failed."""
+
     stage = fields.String(metadata={"example": "analysis"})
     message = fields.String(metadata={"example": "Provider timeout"})
 
