@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Event], None]
 Entry = tuple[str, dict[str, str]]
 
-_MAX_PAUSE = 2.0  # seconds between reconnection attempts while Redis is down
+_MAX_PAUSE = 1.0  # seconds between reconnection attempts while Redis is down
 
 
 def summarise(payload: dict[str, Any], width: int = 60) -> str:

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,10 +19,12 @@ from sqlalchemy import func, select
 
 from events.consumer import Consumer, ConsumerOptions, log_event
 from events.model import TERMINAL_TYPES, Event
+from gateway.config import Settings
 from gateway.models import Job, OutboxEvent
 from gateway.relay import Relay
 from tests.factories import FULL_PIPELINE, job_payload
-from tests.support import RedisServer, wait_until
+from tests.support import PROJECT_DIR, RedisServer, WorkerProcess, settings_env, wait_until
+from tests.test_consumer_process import HANDLED
 from tests.test_events import history, steps, successful_steps
 
 
@@ -145,3 +153,99 @@ def test_a_redis_restart_mid_pipeline_loses_no_job_and_no_event(
         f"{waiting} events waited in the outbox; "
         f"{services.redis.xlen(stream)} entries, {len(expected)} distinct"
     )
+
+
+class GatewayProcess:
+    """`gateway <command>` as its own process with the test's settings, logging to a file."""
+
+    def __init__(self, settings: Settings, log_path: Path, *args: str) -> None:
+        env = {**os.environ, **settings_env(settings.replace(log_level="INFO"))}
+        self.log_path = log_path
+        with log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [str(Path(sys.executable).with_name("gateway")), *args],
+                cwd=PROJECT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        """SIGTERM, then its exit code."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(15)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait(10)
+
+
+@pytest.mark.slow
+def test_every_process_rides_out_a_redis_restart_without_being_restarted(
+    make_app, own_redis, tmp_path
+):
+    # Given a worker, `gateway relay` and `gateway consume`, each its own process, the API
+    # in this one, all on a persistent Redis
+    app = make_app(
+        redis_url=own_redis.url(),
+        provider_latency_scale=1.0,
+        relay_interval=0.2,
+        dispatch_grace=0.5,
+    )
+    services = app.extensions["gateway"]
+    settings = services.settings
+    stream = settings.events_stream
+    worker = WorkerProcess(settings, f"outage-{uuid.uuid4().hex[:6]}", tmp_path / "worker.log")
+    worker.start()
+    relay = GatewayProcess(settings, tmp_path / "relay.log", "relay")
+    consumer = GatewayProcess(
+        settings, tmp_path / "consume.log", "consume", "--group", "audit", "--consumer", "a1",
+        "--block-ms", "200", "--claim-idle", "2",
+    )  # fmt: skip
+    processes = (worker.process, relay.process, consumer.process)
+    try:
+        client = app.test_client()
+        job_ids = []
+        for _ in range(10):
+            response = client.post("/api/jobs/", json=job_payload())
+            assert response.status_code == 201
+            job_ids.append(response.get_json()["id"])
+
+        # When Redis stops while the jobs run, more jobs arrive, and Redis comes back 3 s later
+        wait_until(lambda: "processing" in statuses(app, job_ids).values(), timeout=30)
+        wait_until(lambda: len(HANDLED.findall(consumer.log())) >= 5, timeout=30)
+        time.sleep(0.3)
+        own_redis.stop()
+        for _ in range(3):
+            response = client.post("/api/jobs/", json=job_payload())
+            assert response.status_code == 201
+            job_ids.append(response.get_json()["id"])
+        time.sleep(3.0)
+        assert all(p.poll() is None for p in processes)
+        own_redis.start()
+
+        # Then every job completes, and the stream holds each job's whole lifecycle in order
+        wait_until(lambda: set(statuses(app, job_ids).values()) == {"completed"}, timeout=40)
+        wait_until(
+            lambda: all(steps(history(services.redis, stream)[j]) == successful_steps(FULL_PIPELINE) for j in job_ids),
+            timeout=15,
+        )  # fmt: skip
+        by_job = history(services.redis, stream)
+
+        # And the consumer process logged every event, without having been restarted
+        expected = {e["event_id"] for j in job_ids for e in by_job[j]}
+        wait_until(lambda: expected <= set(HANDLED.findall(consumer.log())), timeout=15)
+        assert all(p.poll() is None for p in processes)
+    finally:
+        relay_code, consumer_code = relay.stop(), consumer.stop()
+        worker.stop()
+
+    # And each process logged the outage once, and its end once, and stopped cleanly
+    assert (relay_code, consumer_code) == (0, 0)
+    for process in (relay, consumer):
+        log = process.log()
+        assert log.count("events stream unavailable") == 1, log
+        assert log.count("events stream available again") == 1, log
+        assert "Traceback" not in log, log
+    assert worker.log().count("events stream unavailable") <= 1
