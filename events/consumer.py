@@ -50,6 +50,11 @@ def summarise(payload: dict[str, Any], width: int = 60) -> str:
     return " ".join(parts)
 
 
+def _group_gone(exc: redis.ResponseError) -> bool:
+    # NOGROUP: no such group or stream; UNBLOCKED: the stream was deleted during a blocking read.
+    return str(exc).startswith(("NOGROUP", "UNBLOCKED"))
+
+
 def log_event(event: Event) -> None:
     """The default handler: one log line per event."""
     log.info(
@@ -127,15 +132,14 @@ class Consumer:
         while not self.stop.is_set():
             try:
                 self.poll()
-            except redis.ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    raise
-                # The stream or the group vanished (e.g. a Redis without persistence restarted).
-                log.warning("group %s of %s is gone, creating it again", o.group, o.stream)
-                self._group_ready = False
             except redis.RedisError as exc:
-                self.outage.down(exc)
                 self._group_ready = False
+                if isinstance(exc, redis.ResponseError) and _group_gone(exc):
+                    # The stream or its group was deleted (or a Redis without persistence
+                    # restarted while we were connected): join it again at once.
+                    log.warning("group %s of %s is gone, creating it again", o.group, o.stream)
+                    continue
+                self.outage.down(exc)
                 self.stop.wait(pause)  # never a tight loop against a dead server
                 pause = min(pause * 2, _MAX_PAUSE)
             else:

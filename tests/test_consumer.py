@@ -319,3 +319,29 @@ def test_the_group_reads_the_stream_from_its_start_and_creating_it_twice_is_harm
     drain(consumer)
     assert consumer.handler.event_ids == [first]  # type: ignore[attr-defined]
     assert json.loads(services.redis.xrange(stream)[0][1]["payload"]) == {"document_name": "d"}
+
+
+def test_a_consumer_whose_stream_was_deleted_creates_its_group_again_and_goes_on(services, caplog):
+    # Given a running consumer that handled one event
+    stream = services.settings.events_stream
+    handler = Recorder()
+    consumer = Consumer(services.redis, options(services), handler)
+    thread = threading.Thread(target=consumer.run)
+    thread.start()
+    try:
+        first = add_event(services.redis, stream, str(uuid.uuid4()))
+        wait_until(lambda: handler.event_ids == [first])
+
+        # When the stream disappears with its group (deleted, or a Redis without persistence)
+        services.redis.delete(stream)
+        time.sleep(0.2)
+        second = add_event(services.redis, stream, str(uuid.uuid4()))
+
+        # Then it recreates the group and handles what comes next, without stopping
+        wait_until(lambda: handler.event_ids == [first, second])
+        assert thread.is_alive()
+    finally:
+        consumer.stop.set()
+        thread.join(5)
+    assert not thread.is_alive()
+    assert any("creating it again" in r.getMessage() for r in caplog.records)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from sqlalchemy import func, select
 
 from events.consumer import Consumer, ConsumerOptions, log_event
@@ -249,3 +250,39 @@ def test_every_process_rides_out_a_redis_restart_without_being_restarted(
         assert log.count("events stream available again") == 1, log
         assert "Traceback" not in log, log
     assert worker.log().count("events stream unavailable") <= 1
+
+
+def test_a_consumer_rides_out_a_redis_restart_that_lost_every_entry(services, caplog):
+    # Given a consumer running on a Redis without persistence
+    server = RedisServer()
+    server.start()
+    client = redis.Redis.from_url(server.url(), decode_responses=True, socket_timeout=2)
+    handled: list[str] = []
+    stream = services.settings.events_stream
+    consumer = Consumer(
+        client,
+        ConsumerOptions(stream, "g", "c1", stream + ":dead", claim_idle=1.0, block_ms=100),
+        lambda event: handled.append(event.event_id),
+    )
+    try:
+        with in_thread(consumer) as thread:
+            before = Event("job.created", str(uuid.uuid4()), {})
+            client.xadd(stream, before.to_fields())  # type: ignore[arg-type]
+            wait_until(lambda: handled == [before.event_id])
+
+            # When Redis restarts empty: no stream, no group
+            server.stop()
+            time.sleep(1.0)
+            server.start()
+            after = Event("job.created", str(uuid.uuid4()), {})
+            wait_until(lambda: client.exists(stream))  # the consumer recreated its group
+            client.xadd(stream, after.to_fields())  # type: ignore[arg-type]
+
+            # Then it goes on with what is appended next, having logged the outage once
+            wait_until(lambda: handled == [before.event_id, after.event_id], timeout=10)
+            assert thread.is_alive()
+    finally:
+        client.close()
+        server.close()
+    assert outage_lines(caplog, "events.consumer", "unavailable") == 1
+    assert outage_lines(caplog, "events.consumer", "available again") == 1
