@@ -1,10 +1,38 @@
-"""Celery signal handlers: fresh connections in forked worker processes."""
+"""Celery signal handlers: a stage's final failure fails its job; forked workers reconnect."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import signals
+
+from gateway import jobs
+from providers import ProviderError
+
+log = logging.getLogger(__name__)
+
+
+@signals.task_failure.connect
+def fail_job_after_final_failure(
+    sender: Any = None, exception: BaseException | None = None, args: Any = None, **_: Any
+) -> None:
+    """Publish `job.failed` for a stage task that failed for good (retries exhausted or a crash).
+
+    Celery sends this signal once, after the last attempt; nothing of the job runs after it,
+    so its event is the job's last.
+    """
+    stage = getattr(sender, "stage", None)
+    if stage is None or not args:
+        return
+    job_id = args[0]
+    if isinstance(exception, ProviderError):
+        message = str(exception)
+    else:
+        log.error("stage %s of job %s crashed", stage, job_id, exc_info=exception)
+        message = f"Internal error: {type(exception).__name__}"
+    with sender.app.flask_app.extensions["gateway"].database.session() as session:
+        jobs.fail_stage(session, job_id, stage, message)
 
 
 @signals.worker_process_init.connect

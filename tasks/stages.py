@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Any
 
 from celery import shared_task
-from celery.exceptions import Ignore
+from celery.exceptions import Ignore, Reject
 from flask import current_app
 
 from gateway import jobs
@@ -24,19 +23,9 @@ def backoff(retries: int, base: float, maximum: float) -> float:
 
 
 class StageTask(AppContextTask):
-    """Base of the stage tasks: a final failure fails the stage and its job."""
+    """Base of the stage tasks; a final failure is handled by the task_failure signal."""
 
     stage: str
-
-    def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
-        job_id = args[0] if args else kwargs.get("job_id")
-        if isinstance(exc, ProviderError):
-            message = str(exc)
-        else:
-            log.error("stage %s of job %s crashed", self.stage, job_id, exc_info=exc)
-            message = f"Internal error: {type(exc).__name__}"
-        with self.app.flask_app.extensions["gateway"].database.session() as session:
-            jobs.fail_stage(session, job_id, self.stage, message)
 
 
 def run_stage(task: StageTask, job_id: str, provider_name: str) -> None:
@@ -57,7 +46,7 @@ def run_stage(task: StageTask, job_id: str, provider_name: str) -> None:
         result = provider.process(data, timeout=settings.stage_time_limit)
     except ProviderError as exc:
         if task.request.retries >= settings.stage_max_retries:
-            raise  # retries exhausted: on_failure fails the stage and the job
+            raise  # retries exhausted: the task_failure handler fails the stage and the job
         countdown = backoff(
             task.request.retries, settings.retry_backoff_base, settings.retry_backoff_max
         )
@@ -67,9 +56,14 @@ def run_stage(task: StageTask, job_id: str, provider_name: str) -> None:
             if not jobs.record_retry(session, job_id, task.stage, str(exc), round(countdown, 3)):
                 log.info("stage %s of job %s not retried: job inactive", task.stage, job_id)
                 raise Ignore() from exc
-        raise task.retry(
-            exc=exc, countdown=countdown, max_retries=settings.stage_max_retries
-        ) from exc
+        try:
+            raise task.retry(
+                exc=exc, countdown=countdown, max_retries=settings.stage_max_retries
+            ) from exc
+        except Reject as unsent:
+            # Celery drops a message whose retry it could not publish (broker down). Requeue it
+            # instead; if even that fails, the unacked message returns after the visibility timeout.
+            raise Reject(unsent.reason, requeue=True) from exc
     with gateway.database.session() as session:
         if not jobs.complete_stage(session, job_id, task.stage, result):
             log.info(
