@@ -8,6 +8,7 @@ from celery import Celery, Task
 from flask import Flask
 
 import celeryconfig
+from tasks import broker
 
 
 class AppContextTask(Task):  # type: ignore[misc]
@@ -21,6 +22,7 @@ class AppContextTask(Task):  # type: ignore[misc]
 def celery_init_app(app: Flask) -> Celery:
     """Create the Celery app for `app` and register it as `app.extensions['celery']`."""
     settings = app.extensions["gateway"].settings
+    broker.use_for_redis_urls()
     celery = Celery(app.import_name, task_cls=AppContextTask, set_as_current=True)
     celery.flask_app = app  # type: ignore[attr-defined]
     celery.config_from_object(celeryconfig.from_settings(settings))

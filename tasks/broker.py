@@ -1,0 +1,45 @@
+"""kombu's Redis transport, fixed so that a worker survives Redis going away while it holds a stage.
+
+kombu 5.7 closes a channel by first reading the reply of its pending BRPOP. With Redis gone that
+read fails and the close stops half-way; Celery then detaches the connection and closes the
+channel again, which tries to restore the unacknowledged messages through the detached
+connection and kills the worker ("Unrecoverable error: AttributeError: 'NoneType' object has
+no attribute 'hostname'"). Here the failed read no longer stops the first close.
+"""
+
+from __future__ import annotations
+
+import kombu.transport
+from kombu.transport import redis
+
+
+class Channel(redis.Channel):  # type: ignore[misc]
+    """A Redis channel whose close goes through when Redis is already gone."""
+
+    def close(self) -> None:
+        if self._in_poll:
+            try:
+                self._brpop_read()
+            except (redis.Empty, *self.connection_errors):
+                # Lost with the connection. The unacknowledged messages stay in Redis and come
+                # back after the visibility timeout.
+                pass
+        super().close()
+
+
+class Transport(redis.Transport):  # type: ignore[misc]
+    """The Redis transport with the channel above."""
+
+    Channel = Channel
+
+
+def use_for_redis_urls() -> None:
+    """Make redis:// and rediss:// broker URLs use this transport; call before connecting.
+
+    An alias rather than Celery's broker_transport setting, so URLs keep their scheme for
+    the logs and for Flower, which picks its broker client by scheme.
+    """
+    for scheme in ("redis", "rediss"):
+        kombu.transport.TRANSPORT_ALIASES[scheme] = f"{__name__}:Transport"
+    if kombu.transport.get_transport_cls("redis") is not Transport:
+        raise RuntimeError("kombu resolved redis:// before the fixed transport was installed")
