@@ -68,6 +68,13 @@ def _credentials(value: str) -> str:
     return value
 
 
+def _module_names(value: str) -> str:
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    if not all(all(part.isidentifier() for part in name.split(".")) for name in names):
+        raise ValueError("must be dotted module names separated by commas")
+    return ",".join(names)
+
+
 def _env(name: str, parse: Callable[[str], Any] = str, **kwargs: Any) -> Any:
     """A dataclass field filled from environment variable `name`, coerced by `parse`."""
     return field(metadata={"env": name, "parse": parse}, **kwargs)
@@ -90,6 +97,8 @@ class Settings:
     extractor_provider: str = _env("EXTRACTOR_PROVIDER", default="fast")
     analyzer_provider: str = _env("ANALYZER_PROVIDER", default="default")
     enricher_provider: str = _env("ENRICHER_PROVIDER", default="default")
+    # Modules imported at startup whose @register calls add provider choices (plug-ins).
+    extra_provider_modules: str = _env("EXTRA_PROVIDER_MODULES", _module_names, default="")
     provider_latency_scale: float = _env(
         "PROVIDER_LATENCY_SCALE", _non_negative(float), default=1.0
     )
@@ -166,6 +175,11 @@ class Settings:
             "analysis": self.analysis_failure_rate,
             "enrichment": self.enrichment_failure_rate,
         }
+
+    @property
+    def provider_modules(self) -> list[str]:
+        """The plug-in provider modules to import, in order."""
+        return [name for name in self.extra_provider_modules.split(",") if name]
 
     @property
     def providers(self) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import threading
 from dataclasses import dataclass, field
 
@@ -9,7 +10,7 @@ import redis
 
 import providers
 from events.publisher import StreamPublisher
-from gateway.config import Settings
+from gateway.config import ConfigError, Settings
 from gateway.db import Database
 from providers.base import Provider
 
@@ -23,6 +24,17 @@ def redis_client(settings: Settings) -> redis.Redis:
         socket_connect_timeout=settings.redis_timeout,
         health_check_interval=15,
     )
+
+
+def import_provider_modules(settings: Settings) -> None:
+    """Import EXTRA_PROVIDER_MODULES, whose @register calls add provider choices."""
+    for name in settings.provider_modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ConfigError(
+                f"EXTRA_PROVIDER_MODULES={settings.extra_provider_modules!r} is invalid: {exc}"
+            ) from None
 
 
 @dataclass
@@ -39,6 +51,7 @@ class Services:
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
         """Connect everything `settings` names (lazily: nothing is contacted yet)."""
+        import_provider_modules(settings)
         database = Database(settings.database_url)
         client = redis_client(settings)
         publisher = StreamPublisher(
