@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import random
+from typing import NoReturn
 
 from celery import shared_task
 from celery.exceptions import Ignore, Reject
 from flask import current_app
+from sqlalchemy.exc import OperationalError
 
 from gateway import jobs
 from gateway.models import STAGES
@@ -26,50 +28,86 @@ class StageTask(AppContextTask):
     """Base of the stage tasks; a final failure is handled by the task_failure signal."""
 
     stage: str
+    # Celery's count would mix the two kinds of retry, so neither bounds itself by it: provider
+    # failures are bounded by the attempts stored on the stage, database outages are waited out.
+    max_retries = None
 
 
 def run_stage(task: StageTask, job_id: str, provider_name: str) -> None:
-    """Run one attempt of `task.stage` for the job, with Celery retrying provider errors.
+    """Run one attempt of `task.stage` for the job; Celery retries provider errors and database outages.
 
     Raises Ignore, which stops the chain, when the job was cancelled or failed, or when this
     delivery is a duplicate of a stage that already finished.
     """
     gateway = current_app.extensions["gateway"]
     settings = gateway.settings
-    with gateway.database.session() as session:
-        data = jobs.start_stage(session, job_id, task.stage)
-    if data is None:
-        log.info("stage %s of job %s not started: job inactive or stage done", task.stage, job_id)
-        raise Ignore()
-    provider = gateway.provider(task.stage, provider_name)
     try:
-        result = provider.process(data, timeout=settings.stage_time_limit)
-    except ProviderError as exc:
-        if task.request.retries >= settings.stage_max_retries:
-            raise  # retries exhausted: the task_failure handler fails the stage and the job
+        with gateway.database.session() as session:
+            data = jobs.start_stage(session, job_id, task.stage)
+        if data is None:
+            log.info(
+                "stage %s of job %s not started: job inactive or stage done", task.stage, job_id
+            )
+            raise Ignore()
+        provider = gateway.provider(task.stage, provider_name)
+        try:
+            result = provider.process(data, timeout=settings.stage_time_limit)
+        except ProviderError as exc:
+            retry_provider_error(task, job_id, exc)
+        with gateway.database.session() as session:
+            if not jobs.complete_stage(session, job_id, task.stage, result):
+                log.info(
+                    "result of stage %s discarded: job %s no longer processing", task.stage, job_id
+                )
+                raise Ignore()
+    except OperationalError as exc:
+        # Nothing can be recorded while the database is unreachable, not even a failure: wait
+        # for it with the usual backoff, however long it takes. The stage runs again from the
+        # start; start_stage accepts a stage left started.
         countdown = backoff(
             task.request.retries, settings.retry_backoff_base, settings.retry_backoff_max
         )
-        # Recorded before the retry is published (the task_retry signal fires after): the
-        # next attempt may start at once, and its job.stage_started must follow this event.
-        with gateway.database.session() as session:
-            if not jobs.record_retry(session, job_id, task.stage, str(exc), round(countdown, 3)):
-                log.info("stage %s of job %s not retried: job inactive", task.stage, job_id)
-                raise Ignore() from exc
-        try:
-            raise task.retry(
-                exc=exc, countdown=countdown, max_retries=settings.stage_max_retries
-            ) from exc
-        except Reject as unsent:
-            # Celery drops a message whose retry it could not publish (broker down). Requeue it
-            # instead; if even that fails, the unacked message returns after the visibility timeout.
-            raise Reject(unsent.reason, requeue=True) from exc
+        log.warning(
+            "stage %s of job %s: database unavailable, retry in %.1f s: %s",
+            task.stage,
+            job_id,
+            countdown,
+            exc.orig,
+        )
+        retry(task, exc, countdown)
+
+
+def retry_provider_error(task: StageTask, job_id: str, exc: ProviderError) -> NoReturn:
+    """Retry after a provider failure, or re-raise it once the stage used up its attempts.
+
+    The stage's attempts stored in the database bound the retries: a redelivered message
+    counts (it called the provider), a retry for a database outage does not.
+    """
+    gateway = current_app.extensions["gateway"]
+    settings = gateway.settings
     with gateway.database.session() as session:
-        if not jobs.complete_stage(session, job_id, task.stage, result):
-            log.info(
-                "result of stage %s discarded: job %s no longer processing", task.stage, job_id
-            )
-            raise Ignore()
+        job = jobs.get_job(session, job_id)
+        attempts = next(run.attempts for run in job.runs if run.name == task.stage)
+    if attempts > settings.stage_max_retries:
+        raise exc  # attempts exhausted: the task_failure handler fails the stage and the job
+    countdown = backoff(attempts - 1, settings.retry_backoff_base, settings.retry_backoff_max)
+    # Recorded before the retry is published (the task_retry signal fires after): the next
+    # attempt may start at once, and its job.stage_started must follow this event.
+    with gateway.database.session() as session:
+        if not jobs.record_retry(session, job_id, task.stage, str(exc), round(countdown, 3)):
+            log.info("stage %s of job %s not retried: job inactive", task.stage, job_id)
+            raise Ignore() from exc
+    retry(task, exc, countdown)
+
+
+def retry(task: StageTask, exc: Exception, countdown: float) -> NoReturn:
+    """Celery's retry, except that a retry the broker refuses requeues the message."""
+    try:
+        raise task.retry(exc=exc, countdown=countdown)
+    except Reject as unsent:
+        # Celery drops a message whose retry it could not publish (broker down). Requeue it
+        # instead; if even that fails, the unacked message returns after the visibility timeout.
+        raise Reject(unsent.reason, requeue=True) from exc
 
 
 def task_name(stage: str) -> str:
