@@ -1,5 +1,5 @@
 """Test support: a private Redis server, free ports, polling until a condition holds, Celery
-worker processes, task events, and reading a job and its stream events."""
+worker processes, task events, a TCP proxy that can be cut, and reading a job and its events."""
 
 from __future__ import annotations
 
@@ -98,6 +98,65 @@ def _answers(client: redis.Redis) -> bool:
         return bool(client.ping())
     except redis.RedisError:
         return False
+
+
+class TcpProxy:
+    """A TCP proxy to a real server (e.g. PostgreSQL) that can be cut to simulate an outage.
+
+    While cut it breaks the open connections and drops every new one at once, as a database
+    restarting does; `connections` counts the connections clients attempted.
+    """
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = free_port()
+        self.up = True
+        self.connections = 0
+        self._open: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def cut(self) -> None:
+        """Refuse new connections and break the open ones."""
+        with self._lock:
+            self.up = False
+            for sock in self._open:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            self._open.clear()
+
+    def restore(self) -> None:
+        self.up = True
+
+    def close(self) -> None:
+        self.cut()
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                self.connections += 1
+                if not self.up:
+                    client.close()
+                    continue
+                server = socket.create_connection(self.target)
+                self._open += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_RDWR)
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
