@@ -149,3 +149,13 @@ def worker_for() -> Iterator[Any]:
 
     with stack:
         yield start
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A Redis of the test's own with an append-only file, like docker-compose's: queues and
+    streams survive the restarts the test inflicts on it."""
+    server = RedisServer(persistent=True)
+    server.start()
+    yield server
+    server.close()

@@ -1,4 +1,4 @@
-"""Plug-in providers for the outage tests, loaded by worker processes via EXTRA_PROVIDER_MODULES."""
+"""Providers for the tests; worker processes load them through EXTRA_PROVIDER_MODULES."""
 
 from __future__ import annotations
 
@@ -10,14 +10,9 @@ from providers.base import ProviderError
 from providers.registry import register
 
 
-@register("analysis", "hiccup")
-class HiccupAnalyzer(DefaultAnalyzer):
-    """The default analyzer behind a service whose first answer per text is a failure, a second late.
-
-    The steady second (at latency scale 1) leaves a test time to break something mid-call.
-    """
-
-    latency = (1.0, 1.0)
+@register("analysis", "flaky-once")
+class FlakyOnceAnalyzer(DefaultAnalyzer):
+    """A real analyzer whose first call for each text fails, as a remote service that hiccups."""
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -30,5 +25,13 @@ class HiccupAnalyzer(DefaultAnalyzer):
             first_call = text not in self.seen
             self.seen.add(text)
         if first_call:
-            raise ProviderError("HiccupAnalyzer failed: first call refused")
+            raise ProviderError(f"{type(self).__name__} failed: first call refused")
         return super().compute(data)
+
+
+@register("analysis", "hiccup")
+class HiccupAnalyzer(FlakyOnceAnalyzer):
+    """FlakyOnceAnalyzer a second late: the steady second (at latency scale 1) leaves a test
+    time to break something mid-call."""
+
+    latency = (1.0, 1.0)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import func, select, update
 
 from events.model import TERMINAL_TYPES
@@ -14,17 +12,8 @@ from gateway import jobs
 from gateway.models import OutboxEvent, utcnow
 from gateway.relay import Relay
 from tests.factories import FULL_PIPELINE, make_job
-from tests.support import RedisServer, wait_until
+from tests.support import wait_until
 from tests.test_events import history, steps, successful_steps
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    """A persistent Redis of this test's own, free to stop and restart."""
-    server = RedisServer(persistent=True)
-    server.start()
-    yield server
-    server.close()
 
 
 def unpublished(app) -> list[str]:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
 import redis
 
 from events import model as ev
-from providers.analysis import DefaultAnalyzer
-from providers.base import ProviderError
-from providers.registry import register
+from tests import outage_providers  # noqa: F401  (registers the flaky-once analyzer)
 from tests.factories import DOCUMENT, make_job
 from tests.support import (
     TaskEvents,
@@ -19,25 +16,6 @@ from tests.support import (
     wait_for_job,
     wait_until,
 )
-
-
-@register("analysis", "flaky-once")
-class FlakyOnceAnalyzer(DefaultAnalyzer):
-    """A real analyzer whose first call for each text fails, as a remote service that hiccups."""
-
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        self.seen: set[str] = set()
-        self.lock = threading.Lock()
-
-    def compute(self, data: Any) -> dict[str, Any]:
-        text = str((data or {}).get("text", ""))
-        with self.lock:
-            first_call = text not in self.seen
-            self.seen.add(text)
-        if first_call:
-            raise ProviderError("FlakyOnceAnalyzer failed: first call refused")
-        return super().compute(data)
 
 
 def create_and_dispatch(app: Any, stages: list[str] | None = None, **fields: Any) -> str:

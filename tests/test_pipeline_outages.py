@@ -17,17 +17,8 @@ from gateway.db import Database
 from gateway.models import Job, OutboxEvent, utcnow
 from tasks import broker
 from tests.factories import FULL_PIPELINE, make_job
-from tests.support import RedisServer, TcpProxy, WorkerProcess, wait_until
+from tests.support import TcpProxy, WorkerProcess, wait_until
 from tests.test_events import steps, successful_steps
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    """A Redis with an append-only file, like docker-compose's: queues survive a restart."""
-    server = RedisServer(persistent=True)
-    server.start()
-    yield server
-    server.close()
 
 
 @pytest.fixture

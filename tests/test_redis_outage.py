@@ -29,15 +29,6 @@ from tests.test_consumer_process import HANDLED
 from tests.test_events import history, steps, successful_steps
 
 
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    """A Redis with an append-only file, like docker-compose's: queues survive a restart."""
-    server = RedisServer(persistent=True)
-    server.start()
-    yield server
-    server.close()
-
-
 @contextlib.contextmanager
 def in_thread(loop: Any) -> Iterator[threading.Thread]:
     """Run `loop.run` in a thread; set its stop event and join it on exit."""
