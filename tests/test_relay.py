@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,59 +22,8 @@ from gateway.db import Database
 from gateway.models import Job
 from gateway.relay import Relay
 from tests.factories import make_job
-from tests.support import PROJECT_DIR, RedisServer, free_port, settings_env, wait_until
+from tests.support import PROJECT_DIR, RedisServer, TcpProxy, settings_env, wait_until
 from tests.test_events import history
-
-
-class TcpProxy:
-    """A TCP proxy to a real server that can be cut: while down it drops every connection."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.port = free_port()
-        self.up = True
-        self.connections = 0
-        self._open: list[socket.socket] = []
-        self._listener = socket.create_server(("127.0.0.1", self.port))
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def cut(self) -> None:
-        """Refuse new connections and break the open ones, as a database restart does."""
-        self.up = False
-        for sock in self._open:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        self._open.clear()
-
-    def restore(self) -> None:
-        self.up = True
-
-    def close(self) -> None:
-        self.cut()
-        self._listener.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            if not self.up:
-                client.close()
-                continue
-            server = socket.create_connection(self.target)
-            self._open += [client, server]
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                sink.sendall(data)
-        with contextlib.suppress(OSError):
-            sink.shutdown(socket.SHUT_RDWR)
 
 
 @pytest.fixture
