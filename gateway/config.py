@@ -115,6 +115,9 @@ class Settings:
     worker_concurrency: int = _env("WORKER_CONCURRENCY", _positive(int), default=16)
     relay_interval: float = _env("RELAY_INTERVAL", _positive(float), default=0.5)
     dispatch_grace: float = _env("DISPATCH_GRACE", _non_negative(float), default=5.0)
+    # Seconds a processing job may sit untouched before the relay resends its unfinished
+    # stages (a next stage never sent, a failure never recorded); 0 disables the sweep.
+    stalled_job_timeout: float = _env("STALLED_JOB_TIMEOUT", _non_negative(float), default=600.0)
     # Seconds a published outbox row is kept (an audit trail); 0 keeps them for ever.
     outbox_retention: float = _env("OUTBOX_RETENTION", _non_negative(float), default=604_800.0)
     consumer_group: str = _env("CONSUMER_GROUP", default="downstream")
@@ -138,6 +141,15 @@ class Settings:
             raise ConfigError(
                 f"BROKER_VISIBILITY_TIMEOUT={vt} must exceed STAGE_TIME_LIMIT "
                 f"({self.stage_time_limit}) and RETRY_BACKOFF_MAX ({self.retry_backoff_max})"
+            )
+
+        # A job whose stage message waits out the visibility timeout, then runs for up to
+        # STAGE_TIME_LIMIT, is healthy: resending it sooner would only run it twice.
+        stalled, floor = self.stalled_job_timeout, vt + self.stage_time_limit
+        if stalled and stalled <= floor:
+            raise ConfigError(
+                f"STALLED_JOB_TIMEOUT={stalled} must be 0 (disabled) or exceed "
+                f"BROKER_VISIBILITY_TIMEOUT + STAGE_TIME_LIMIT ({floor})"
             )
 
     @classmethod

@@ -183,6 +183,38 @@ def undispatched_job_ids(session: Session, *, created_before: Any, limit: int = 
     )
 
 
+def stalled_job_ids(session: Session, *, updated_before: Any, limit: int = 100) -> list[str]:
+    """Processing jobs no transition has touched since `updated_before`, longest idle first."""
+    return list(
+        session.scalars(
+            select(Job.id)
+            .where(Job.status == JobStatus.PROCESSING.value, Job.updated_at < updated_before)
+            .order_by(Job.updated_at)
+            .limit(limit)
+        )
+    )
+
+
+def claim_stalled(session: Session, job_id: str, *, updated_before: Any) -> Job | None:
+    """Touch a stalled job in the caller's open transaction; None if it moved or was claimed.
+
+    The touch resets its idle clock, so a second relay's claim (blocked on the row lock, then
+    re-checking the bound) finds nothing and resends nothing this period. The caller sends
+    the rest of the chain and commits, or rolls back if the broker refused it.
+    """
+    claimed = _rowcount(
+        session,
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.status == JobStatus.PROCESSING.value,
+            Job.updated_at < updated_before,
+        )
+        .values(updated_at=utcnow()),
+    )
+    return session.get(Job, job_id, populate_existing=True) if claimed else None
+
+
 def start_stage(session: Session, job_id: str, stage: str) -> Any | None:
     """Begin an attempt of `stage` and return its input; None if the job or stage refuses.
 

@@ -1,9 +1,10 @@
-"""The relay: every few moments, append what the outbox still holds and dispatch stranded jobs.
+"""The relay: every few moments, append leftover events, dispatch stranded jobs, resume stalled ones.
 
 Requests and workers publish their events right after they commit; the relay is the safety net
-for what they could not hand over (Redis down, a process killed between commit and append) and
-for jobs whose chain the API could not send to the broker. It survives Redis and database
-outages: each one is logged once, and the loop keeps its pace until the dependency returns.
+for what they could not hand over (Redis down, a process killed between commit and append), for
+jobs whose chain the API could not send to the broker, and for processing jobs that nothing
+moved for STALLED_JOB_TIMEOUT seconds. It survives Redis and database outages: each one is
+logged once, and the loop keeps its pace until the dependency returns.
 """
 
 from __future__ import annotations
@@ -24,12 +25,15 @@ from events.publisher import StreamPublisher
 log = logging.getLogger(__name__)
 
 PURGE_EVERY = 60.0  # seconds between outbox clean-ups; rows pile up slowly, a scan is not free
+RESUME_EVERY = 30.0  # seconds between stalled-job sweeps at most (a quarter of the timeout if less)
 
 
 class Dispatcher(Protocol):
-    """What the relay needs of the pipeline: send the chains the API could not send."""
+    """What the relay needs of the pipeline: send the chains the API could not send, resume stalls."""
 
     def dispatch_undispatched(self, grace: float) -> int: ...
+
+    def resume_stalled(self, bound_seconds: float) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class RelayPass:
     published: int = 0
     dispatched: int = 0
     purged: int = 0
+    resumed: int = 0
 
 
 class Relay:
@@ -52,6 +57,7 @@ class Relay:
         interval: float,
         dispatch_grace: float,
         retention: float = 0.0,
+        stalled_timeout: float = 0.0,
         stop: threading.Event | None = None,
     ) -> None:
         self.publisher = publisher
@@ -59,10 +65,12 @@ class Relay:
         self.interval = interval
         self.dispatch_grace = dispatch_grace
         self.retention = retention
+        self.stalled_timeout = stalled_timeout
         self.stop = stop or threading.Event()
         self.database = Outage(log, "database")
         self._failing = False
         self._next_purge = 0.0
+        self._next_resume = 0.0
 
     @classmethod
     def from_app(cls, app: Flask, stop: threading.Event | None = None) -> Relay:
@@ -75,11 +83,12 @@ class Relay:
             interval=settings.relay_interval,
             dispatch_grace=settings.dispatch_grace,
             retention=settings.outbox_retention,
+            stalled_timeout=settings.stalled_job_timeout,
             stop=stop,
         )
 
     def run_once(self) -> RelayPass:
-        """One pass: append pending events, dispatch stranded jobs, purge old rows when due.
+        """One pass: append pending events, dispatch stranded jobs; resume stalls, purge when due.
 
         Redis failures are absorbed (and logged once) by the publisher and the pipeline;
         database failures propagate.
@@ -90,7 +99,12 @@ class Relay:
         if self.retention > 0 and time.monotonic() >= self._next_purge:
             purged = self.publisher.purge_published(timedelta(seconds=self.retention))
             self._next_purge = time.monotonic() + PURGE_EVERY
-        return RelayPass(published, dispatched, purged)
+        resumed = 0
+        if self.stalled_timeout > 0 and time.monotonic() >= self._next_resume:
+            resumed = self.dispatcher.resume_stalled(self.stalled_timeout)
+            # A job can only stall once per timeout, so a sweep a few times per timeout is enough.
+            self._next_resume = time.monotonic() + min(RESUME_EVERY, self.stalled_timeout / 4)
+        return RelayPass(published, dispatched, purged, resumed)
 
     def run(self) -> None:
         """Run passes until `stop` is set; never raises, never spins."""
@@ -107,7 +121,7 @@ class Relay:
             else:
                 self.database.up()
                 self._failing = False
-                if done.published or done.dispatched or done.purged:
+                if done.published or done.dispatched or done.purged or done.resumed:
                     log.debug("relay pass: %s", done)
             self.stop.wait(self.interval)
         log.info("relay stopped")

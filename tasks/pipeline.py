@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from celery import Celery, chain
 from celery.canvas import Signature
@@ -14,7 +14,7 @@ from events.outage import Outage
 from gateway import jobs
 from gateway.config import ConfigError
 from gateway.db import Database
-from gateway.models import Job, utcnow
+from gateway.models import Job, StageRun, StageStatus, utcnow
 from tasks.stages import task_name
 
 log = logging.getLogger(__name__)
@@ -36,8 +36,10 @@ NEXT_STAGE_RETRY = {
 }
 
 
-def build_chain(celery: Celery, job: Job, providers: dict[str, str]) -> Signature:
-    """Immutable signatures, one per stage, with the task ids stored on the job's stage runs.
+def build_chain(
+    celery: Celery, job: Job, providers: dict[str, str], runs: list[StageRun] | None = None
+) -> Signature:
+    """Immutable signatures, one per stage (or per run of `runs`), with the runs' task ids.
 
     The tasks are looked up on `celery` itself: the shared-task proxies resolve to whichever
     app is current, which in a process holding several apps need not be this one.
@@ -47,7 +49,7 @@ def build_chain(celery: Celery, job: Job, providers: dict[str, str]) -> Signatur
             celery.tasks[task_name(run.name)]
             .si(job.id, providers[run.name])
             .set(task_id=run.task_id, **({"retry_policy": NEXT_STAGE_RETRY} if i else {}))
-            for i, run in enumerate(job.runs)
+            for i, run in enumerate(job.runs if runs is None else runs)
         )
     )
 
@@ -101,6 +103,44 @@ class Pipeline:
                 session, created_before=utcnow() - timedelta(seconds=grace)
             )
         return sum(self.dispatch(job_id) for job_id in job_ids)
+
+    def resume_stalled(self, bound_seconds: float) -> int:
+        """Relay pass: resend the unfinished stages of jobs left processing for `bound_seconds`.
+
+        Covers a next stage never sent (a worker whose complete_stage committed but whose
+        connection dropped before it heard back) and a final failure the database could not
+        record. Each resend reuses the runs' task ids, so a cancel still revokes it; a
+        duplicate is harmless, since start_stage refuses a finished stage.
+        """
+        bound = utcnow() - timedelta(seconds=bound_seconds)
+        with self.database.session() as session:
+            job_ids = jobs.stalled_job_ids(session, updated_before=bound)
+        return sum(self._resume(job_id, bound, bound_seconds) for job_id in job_ids)
+
+    def _resume(self, job_id: str, bound: datetime, idle: float) -> bool:
+        """Claim one stalled job and send its chain from the first unfinished stage, together."""
+        try:
+            with self.database.session() as session, session.begin():
+                job = jobs.claim_stalled(session, job_id, updated_before=bound)
+                if job is None:
+                    return False  # finished, cancelled, or claimed by another relay meanwhile
+                done = StageStatus.COMPLETED.value
+                first = next((i for i, run in enumerate(job.runs) if run.status != done), None)
+                if first is None:
+                    return False
+                rest = job.runs[first:]
+                build_chain(self.celery, job, self.providers, rest).apply_async()
+                log.warning(
+                    "job %s processing but idle for over %g s: resent its stages from %s",
+                    job_id,
+                    idle,
+                    rest[0].name,
+                )
+        except OperationalError as exc:
+            self.outage.down(exc)
+            return False
+        self.outage.up()
+        return True
 
     def revoke(self, task_ids: list[str]) -> None:
         """Ask the workers to drop these stage tasks; stages also check the job status themselves."""
