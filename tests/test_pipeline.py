@@ -158,7 +158,7 @@ def test_a_stage_that_always_fails_is_retried_then_fails_the_job(make_app, worke
     sent = [e["uuid"] for e in task_events.of_type("task-sent")]
     expected_sent = [r.task_id for r in job.runs[:position]] + [run.task_id] * attempts
     assert sorted(sent) == sorted(expected_sent)
-    # one failed execution (hence one on_failure), after STAGE_MAX_RETRIES retried ones
+    # one failed execution (hence one task_failure signal), after STAGE_MAX_RETRIES retried ones
     assert [e["uuid"] for e in task_events.of_type("task-failed")] == [run.task_id]
     assert len(task_events.of_type("task-retried", run.task_id)) == settings.stage_max_retries
     events = settled_events(app, job_id)
