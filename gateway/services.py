@@ -26,8 +26,19 @@ def redis_client(settings: Settings) -> redis.Redis:
     )
 
 
-def import_provider_modules(settings: Settings) -> None:
-    """Import EXTRA_PROVIDER_MODULES, whose @register calls add provider choices."""
+PROVIDER_VARIABLES = {
+    "extraction": "EXTRACTOR_PROVIDER",
+    "analysis": "ANALYZER_PROVIDER",
+    "enrichment": "ENRICHER_PROVIDER",
+}
+
+
+def load_providers(settings: Settings) -> None:
+    """Import EXTRA_PROVIDER_MODULES, then check that every configured provider is registered.
+
+    Done when the process starts, so a typo stops start-up naming the variable instead of
+    failing every job.
+    """
     for name in settings.provider_modules:
         try:
             importlib.import_module(name)
@@ -35,6 +46,13 @@ def import_provider_modules(settings: Settings) -> None:
             raise ConfigError(
                 f"EXTRA_PROVIDER_MODULES={settings.extra_provider_modules!r} is invalid: {exc}"
             ) from None
+    for stage, name in settings.providers.items():
+        choices = providers.available(stage)
+        if name not in choices:
+            raise ConfigError(
+                f"{PROVIDER_VARIABLES[stage]}={name!r} is invalid: "
+                f"must be one of {', '.join(choices)}"
+            )
 
 
 @dataclass
@@ -51,7 +69,7 @@ class Services:
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
         """Connect everything `settings` names (lazily: nothing is contacted yet)."""
-        import_provider_modules(settings)
+        load_providers(settings)
         database = Database(settings.database_url)
         client = redis_client(settings)
         publisher = StreamPublisher(

@@ -9,21 +9,13 @@ from celery import Celery, chain
 from celery.canvas import Signature
 from kombu.exceptions import OperationalError
 
-import providers as provider_registry
 from events.outage import Outage
 from gateway import jobs
-from gateway.config import ConfigError
 from gateway.db import Database
 from gateway.models import Job, StageRun, StageStatus, utcnow
 from tasks.stages import task_name
 
 log = logging.getLogger(__name__)
-
-PROVIDER_VARIABLES = {
-    "extraction": "EXTRACTOR_PROVIDER",
-    "analysis": "ANALYZER_PROVIDER",
-    "enrichment": "ENRICHER_PROVIDER",
-}
 
 # A worker publishes the next stage when one completes. If Redis is restarting then, the
 # publish must wait for it (about 75 s at most) rather than fail the job; the API's first
@@ -54,25 +46,10 @@ def build_chain(
     )
 
 
-def check_providers(providers: dict[str, str]) -> None:
-    """ConfigError naming the variable if a configured provider is not registered for its stage.
-
-    Checked when the app is built, so a typo stops startup instead of failing every job.
-    """
-    for stage, name in providers.items():
-        choices = provider_registry.available(stage)
-        if name not in choices:
-            raise ConfigError(
-                f"{PROVIDER_VARIABLES[stage]}={name!r} is invalid: "
-                f"must be one of {', '.join(choices)}"
-            )
-
-
 class Pipeline:
     """Hands jobs to Celery; the API and the relay both use it."""
 
     def __init__(self, celery: Celery, database: Database, providers: dict[str, str]) -> None:
-        check_providers(providers)
         self.celery = celery
         self.database = database
         self.providers = providers
