@@ -14,7 +14,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -47,6 +47,20 @@ def wait_until(condition: Callable[[], T], timeout: float = 15.0, interval: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"condition still false after {timeout} s: {condition}")
         time.sleep(interval)
+
+
+@contextlib.contextmanager
+def running_in_thread(loop: Any, join_timeout: float = 10.0) -> Iterator[threading.Thread]:
+    """Run `loop.run()` (a relay or a consumer) in a thread; on exit set `loop.stop`, join the
+    thread, and fail if it did not stop within `join_timeout` seconds."""
+    thread = threading.Thread(target=loop.run)
+    thread.start()
+    try:
+        yield thread
+    finally:
+        loop.stop.set()
+        thread.join(join_timeout)
+    assert not thread.is_alive(), f"{type(loop).__name__} did not stop"
 
 
 class RedisServer:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 from sqlalchemy import func, select, update
@@ -12,7 +11,7 @@ from gateway import jobs
 from gateway.models import OutboxEvent, utcnow
 from gateway.relay import Relay
 from tests.factories import FULL_PIPELINE, make_job
-from tests.support import wait_until
+from tests.support import running_in_thread, wait_until
 from tests.test_events import history, steps, successful_steps
 
 
@@ -85,9 +84,7 @@ def test_a_relay_racing_the_publishers_never_duplicates_or_reorders_an_event(app
     # Given a relay making a pass every 10 ms while twenty jobs run and publish their own events
     relay = Relay.from_app(app)
     relay.interval = 0.01
-    thread = threading.Thread(target=relay.run)
-    thread.start()
-    try:
+    with running_in_thread(relay, join_timeout=5):
         ids = []
         for _ in range(20):
             with services.database.session() as s:
@@ -103,9 +100,6 @@ def test_a_relay_racing_the_publishers_never_duplicates_or_reorders_an_event(app
             )
 
         wait_until(all_terminal, timeout=30)
-    finally:
-        relay.stop.set()
-        thread.join(5)
 
     # Then every event is on the stream exactly once, each job's in lifecycle order
     entries = services.redis.xrange(stream)

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,21 +21,9 @@ from gateway.config import Settings
 from gateway.models import Job, OutboxEvent
 from gateway.relay import Relay
 from tests.factories import FULL_PIPELINE, job_payload
-from tests.support import PROJECT_DIR, RedisServer, settings_env, wait_until
+from tests.support import PROJECT_DIR, RedisServer, running_in_thread, settings_env, wait_until
 from tests.test_consumer_process import HANDLED
 from tests.test_events import history, steps, successful_steps
-
-
-@contextlib.contextmanager
-def in_thread(loop: Any) -> Iterator[threading.Thread]:
-    """Run `loop.run` in a thread; set its stop event and join it on exit."""
-    thread = threading.Thread(target=loop.run)
-    thread.start()
-    try:
-        yield thread
-    finally:
-        loop.stop.set()
-        thread.join(10)
 
 
 def unpublished(app: Any) -> int:
@@ -83,7 +68,7 @@ def test_a_redis_restart_mid_pipeline_loses_no_job_and_no_event(
                         claim_idle=1.0, block_ms=200),
         handle,
     )  # fmt: skip
-    with in_thread(Relay.from_app(app)), in_thread(consumer) as consumer_thread:
+    with running_in_thread(Relay.from_app(app)), running_in_thread(consumer) as consumer_thread:
         # When jobs are running and Redis stops
         job_ids = []
         for _ in range(12):
@@ -178,10 +163,8 @@ def test_the_relay_and_consumer_processes_ride_out_a_redis_restart_without_being
     make_app, own_redis, worker_for, tmp_path, caplog
 ):
     # Given `gateway relay` and `gateway consume`, each its own process, and the API and a
-    # worker in this one, all on a persistent Redis. (A `celery worker` process of its own
-    # also recovers most times, but celery/kombu 5.7 sometimes stop it with "Unrecoverable
-    # error: AttributeError ... 'hostname'" while closing the lost connection, which would
-    # make this test flaky.)
+    # worker in this one, all on a persistent Redis. (A `celery worker` process riding out a
+    # restart is tested in test_pipeline_outages.py.)
     app = make_app(
         redis_url=own_redis.url(),
         provider_latency_scale=1.0,
@@ -257,7 +240,7 @@ def test_a_consumer_rides_out_a_redis_restart_that_lost_every_entry(services, ca
         lambda event: handled.append(event.event_id),
     )
     try:
-        with in_thread(consumer) as thread:
+        with running_in_thread(consumer) as thread:
             before = Event("job.created", str(uuid.uuid4()), {})
             client.xadd(stream, before.to_fields())  # type: ignore[arg-type]
             wait_until(lambda: handled == [before.event_id])

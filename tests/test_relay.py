@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
@@ -22,29 +18,8 @@ from gateway.db import Database
 from gateway.models import Job
 from gateway.relay import Relay
 from tests.factories import make_job
-from tests.support import PROJECT_DIR, RedisServer, TcpProxy, settings_env, wait_until
+from tests.support import PROJECT_DIR, TcpProxy, running_in_thread, settings_env, wait_until
 from tests.test_events import history
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    server = RedisServer(persistent=True)
-    server.start()
-    yield server
-    server.close()
-
-
-@contextlib.contextmanager
-def running(relay: Relay) -> Iterator[threading.Thread]:
-    """The relay's loop in a thread, stopped (and checked to stop promptly) on exit."""
-    thread = threading.Thread(target=relay.run)
-    thread.start()
-    try:
-        yield thread
-    finally:
-        relay.stop.set()
-        thread.join(5)
-    assert not thread.is_alive()
 
 
 def messages(caplog: Any, text: str) -> list[str]:
@@ -62,7 +37,7 @@ def test_the_relay_rides_out_a_database_outage_without_spinning_and_logs_it_once
     services = app.extensions["gateway"]
     relay = Relay.from_app(app)
     try:
-        with running(relay) as thread:
+        with running_in_thread(relay, join_timeout=5) as thread:
             # When the database goes away for a second
             proxy.cut()
             cut_at = proxy.connections
@@ -92,7 +67,7 @@ def test_the_relay_rides_out_a_redis_outage_then_publishes_and_dispatches_what_w
     # Given a relay running against a Redis that goes down
     app = make_app(redis_url=own_redis.url(), relay_interval=0.05, dispatch_grace=0.0)
     services = app.extensions["gateway"]
-    with running(Relay.from_app(app)) as thread:
+    with running_in_thread(Relay.from_app(app), join_timeout=5) as thread:
         own_redis.stop()
 
         # When jobs are created meanwhile (as the API does: commit, then a failed dispatch)
