@@ -30,9 +30,10 @@ lint: $(STAMP) ## Ruff (lint and format check) and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: $(STAMP) ## Benchmarks: list cost against table size, pipeline throughput
+bench: $(STAMP) ## Benchmarks: list cost against table size, pipeline throughput, whole-system load
 	$(BIN)/python -m bench.list_jobs
 	$(BIN)/python -m bench.pipeline
+	$(BIN)/python -m bench.load
 
 clean: ## Remove the virtualenv, caches and the embedded instance data
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache *.egg-info
