@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from kombu import Queue
+
 from gateway.config import Settings
+from gateway.models import STAGES
 
 
 def from_settings(settings: Settings) -> dict[str, Any]:
@@ -32,6 +35,10 @@ def from_settings(settings: Settings) -> dict[str, Any]:
             "interval_step": 0.2,
             "interval_max": 0.2,
         },
+        # One queue per stage, named after it: CPU-heavy and I/O-bound stages can be served by
+        # differently sized workers (`celery -A worker worker -Q extraction`), on other machines.
+        "task_queues": [Queue(stage) for stage in STAGES],
+        "task_routes": {f"gateway.{stage}": {"queue": stage} for stage in STAGES},
         "task_serializer": "json",
         "result_serializer": "json",
         "accept_content": ["json"],
@@ -48,8 +55,10 @@ def from_settings(settings: Settings) -> dict[str, Any]:
         "task_store_errors_even_if_ignored": False,
         # Providers honour STAGE_TIME_LIMIT themselves; this hard limit (prefork only) is a backstop.
         "task_time_limit": settings.stage_time_limit * 2 + 10,
-        "task_send_sent_event": True,
+        # Flower's task views: the workers' own events (Flower turns them on anyway), and
+        # optionally a publish per stage message sent, to list queued stages too.
         "worker_send_task_events": True,
+        "task_send_sent_event": settings.task_sent_events,
         "worker_pool": settings.worker_pool,
         "worker_concurrency": settings.worker_concurrency,
         "worker_hijack_root_logger": False,

@@ -152,8 +152,8 @@ def run_gateway(settings: Settings, count: int, log: Path) -> Phase:
                     document_content=DOCUMENT.format(n=n),
                     stages=list(LATENCIES),
                 )
-            if not pipeline.dispatch(job.id):
-                raise RuntimeError(f"job {job.id} was not dispatched")
+            if not pipeline.start(job):
+                raise RuntimeError(f"job {job.id} was not sent")
 
         started = time.time()
         with ThreadPoolExecutor(SUBMITTERS) as pool:

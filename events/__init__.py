@@ -1,1 +1,1 @@
-"""Job lifecycle events: the envelope, the outbox publisher and relay, and the consumer."""
+"""What a downstream service needs of job events: the envelope, the consumer loop, outage logging."""

@@ -26,7 +26,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     services = Services.from_settings(settings)
     app.extensions["gateway"] = services
     celery = celery_init_app(app)
-    app.extensions["pipeline"] = Pipeline(celery, services.database, settings.providers)
+    app.extensions["pipeline"] = Pipeline(
+        celery,
+        services.database,
+        settings.providers,
+        client=services.redis,
+        outage=services.outbox.outage,
+        max_queued=settings.max_queued_stages,
+    )
 
     api.init_app(app)
     from gateway import cli

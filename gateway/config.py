@@ -51,6 +51,13 @@ def _positive(cast: Callable[[str], Any]) -> Callable[[str], Any]:
     return parse
 
 
+def _boolean(value: str) -> bool:
+    lowered = value.lower()
+    if lowered not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise ValueError("must be true or false")
+    return lowered in ("1", "true", "yes", "on")
+
+
 def _choice(*allowed: str) -> Callable[[str], str]:
     def parse(value: str) -> str:
         if value not in allowed:
@@ -112,7 +119,20 @@ class Settings:
     max_content_length: int = _env("MAX_CONTENT_LENGTH", _positive(int), default=10 * 1024 * 1024)
     broker_visibility_timeout: int = _env("BROKER_VISIBILITY_TIMEOUT", _positive(int), default=300)
     worker_pool: str = _env("WORKER_POOL", _choice("threads", "prefork", "solo"), default="threads")
-    worker_concurrency: int = _env("WORKER_CONCURRENCY", _positive(int), default=16)
+    worker_concurrency: int = _env("WORKER_CONCURRENCY", _positive(int), default=32)
+    # Worker processes `make run` starts, each with WORKER_CONCURRENCY threads (0: one per core).
+    worker_processes: int = _env("WORKER_PROCESSES", _non_negative(int), default=0)
+    # Connections each process keeps at most; a request that finds none free for
+    # DATABASE_POOL_TIMEOUT seconds gets 503.
+    database_pool_size: int = _env("DATABASE_POOL_SIZE", _positive(int), default=20)
+    database_pool_timeout: float = _env("DATABASE_POOL_TIMEOUT", _positive(float), default=5.0)
+    # Backpressure: POST answers 503 while more stage messages than this wait in the queues.
+    max_queued_stages: int = _env("MAX_QUEUED_STAGES", _positive(int), default=2000)
+    # Whether every stage message sent raises a task-sent event (Flower then lists queued
+    # stages); off, Flower shows stages once a worker received them.
+    task_sent_events: bool = _env("TASK_SENT_EVENTS", _boolean, default=False)
+    # Whether `make run` prints one line per HTTP request.
+    access_log: bool = _env("ACCESS_LOG", _boolean, default=False)
     relay_interval: float = _env("RELAY_INTERVAL", _positive(float), default=0.5)
     dispatch_grace: float = _env("DISPATCH_GRACE", _non_negative(float), default=5.0)
     # Seconds a processing job may sit untouched before the relay resends its unfinished
@@ -125,7 +145,7 @@ class Settings:
     consumer_claim_idle: float = _env("CONSUMER_CLAIM_IDLE", _positive(float), default=60.0)
     consumer_max_deliveries: int = _env("CONSUMER_MAX_DELIVERIES", _positive(int), default=5)
     dead_letter_stream: str = _env("DEAD_LETTER_STREAM", default="job_events:dead")
-    redis_timeout: float = _env("REDIS_TIMEOUT", _positive(float), default=2.0)
+    redis_timeout: float = _env("REDIS_TIMEOUT", _positive(float), default=1.0)
     log_level: str = _env("LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR"), default="INFO")
     bind_address: str = _env("BIND_ADDRESS", default="127.0.0.1")
     api_workers: int = _env("API_WORKERS", _positive(int), default=2)
@@ -178,6 +198,11 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         """A copy with `changes` applied (tests use it)."""
         return dataclasses.replace(self, **changes)
+
+    @property
+    def worker_process_count(self) -> int:
+        """How many worker processes `make run` starts."""
+        return self.worker_processes or os.cpu_count() or 1
 
     @property
     def failure_rates(self) -> dict[str, float]:

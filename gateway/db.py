@@ -14,10 +14,22 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
-def make_engine(url: str) -> Engine:
-    """An engine with the connection habits the gateway relies on (fast failure, live connections)."""
+def make_engine(url: str, pool_size: int = 20, pool_timeout: float = 5.0) -> Engine:
+    """An engine with the connection habits the gateway relies on (fast failure, bounded pool).
+
+    The pool keeps up to `pool_size` connections open and never opens more: a thread that
+    finds none free waits `pool_timeout` seconds, then fails (a 503 in the API). There is no
+    ping on checkout: a connection broken by a database restart fails its first statement,
+    which invalidates the whole pool, and the caller's retry gets fresh connections.
+    """
     parsed = make_url(url)
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    # SQL parameters carry document content: keep them out of logs and error messages.
+    kwargs: dict[str, Any] = {
+        "hide_parameters": True,
+        "pool_size": pool_size,
+        "max_overflow": 0,
+        "pool_timeout": pool_timeout,
+    }
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -25,8 +37,6 @@ def make_engine(url: str) -> Engine:
     elif parsed.get_backend_name() == "postgresql":
         # An unreachable database must answer 503 quickly, not hang a request.
         kwargs["connect_args"] = {"connect_timeout": 3}
-        kwargs["pool_size"] = 10
-        kwargs["max_overflow"] = 20
     engine = create_engine(parsed, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -43,15 +53,24 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 class Database:
     """An engine plus its session factory; each unit of work opens its own session."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, pool_size: int = 20, pool_timeout: float = 5.0) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, pool_size, pool_timeout)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Reads need no transaction: autocommit spares the BEGIN and ROLLBACK round trips.
+        autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.readers = sessionmaker(autocommit, expire_on_commit=False)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session closed on exit; the caller commits."""
         with self.sessions() as session:
+            yield session
+
+    @contextmanager
+    def reader(self) -> Iterator[Session]:
+        """A session for reads only: each statement runs on its own, outside a transaction."""
+        with self.readers() as session:
             yield session
 
     def dispose(self) -> None:

@@ -30,3 +30,13 @@ class InvalidCursorError(GatewayError):
     """A list cursor that this service did not issue."""
 
     status = 400
+
+
+class OverloadedError(GatewayError):
+    """More work is waiting than the workers are allowed to queue: the client should retry."""
+
+    status = 503
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("Too many jobs are waiting to be processed; try again later.")
+        self.retry_after = retry_after

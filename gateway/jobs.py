@@ -1,10 +1,12 @@
 """The service layer: every business rule about jobs and their stages, and nothing of HTTP or Celery.
 
-Each function is one unit of work on the session it is given and commits it. Every status
-change is a conditional UPDATE whose row count says whether it applied, so the lifecycle
-holds whatever the interleaving of workers, redeliveries and cancels. Every transaction that
-records an event updates the job row first: the row lock orders one job's writers, which
-keeps its outbox ids (hence its stream entries) in lifecycle order.
+Each function is one unit of work on the session it is given, in one transaction that it
+commits. Every status change is a conditional UPDATE whose result says whether it applied, so
+the lifecycle holds whatever the interleaving of workers, redeliveries and cancels. Every
+transaction that records an event updates the job row first, taking the next number of the
+job's events from it: the row lock orders one job's writers, so the numbers (and the outbox
+ids) follow the lifecycle, and Redis appends them in that order. Writes are single Core
+statements; the ORM only loads jobs for reading.
 """
 
 from __future__ import annotations
@@ -14,21 +16,35 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Select, Update, select, tuple_, union_all, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import (
+    CursorResult,
+    Select,
+    Update,
+    and_,
+    insert,
+    or_,
+    select,
+    tuple_,
+    union_all,
+    update,
+)
+from sqlalchemy.orm import Session, joinedload
 
 from events import model as ev
-from events.publisher import record
 from gateway.cursor import decode_cursor, encode_cursor
 from gateway.errors import InvalidTransitionError, JobNotFoundError
 from gateway.models import (
     ACTIVE_JOB_STATUSES,
+    JOBS,
+    RUNS,
     Job,
     JobStatus,
     StageRun,
     StageStatus,
+    new_id,
     utcnow,
 )
+from gateway.outbox import record
 
 VALID_PIPELINES = (
     ["extraction"],
@@ -61,28 +77,49 @@ def create_job(
     document_content: str,
     stages: list[str],
 ) -> Job:
-    """Store a pending job, one pending run per stage, and `job.created`, in one transaction."""
+    """Store a pending job, its stage runs and `job.created` in one transaction; return it.
+
+    The job is stored already claimed for dispatch: the caller sends its chain right after
+    the commit, and calls `release_dispatch` if the broker refused it.
+    """
     if stages not in VALID_PIPELINES:
         raise ValueError(f"invalid pipeline {stages!r}")
     now = utcnow()
     job = Job(
+        id=new_id(),
         document_name=document_name,
         document_type=document_type,
         document_content=document_content,
         stages=list(stages),
         status=JobStatus.PENDING.value,
+        error_stage=None,
+        error_message=None,
+        dispatched_at=now,
+        event_seq=1,
         created_at=now,
         updated_at=now,
     )
-    job.runs = [StageRun(position=i, name=name) for i, name in enumerate(stages)]
-    session.add(job)
-    session.flush()
-    record(
-        session,
-        ev.JOB_CREATED,
-        job.id,
-        {"document_name": document_name, "document_type": document_type, "stages": list(stages)},
+    job.runs = [
+        StageRun(
+            job_id=job.id,
+            position=i,
+            name=name,
+            status=StageStatus.PENDING.value,
+            task_id=new_id(),
+            attempts=0,
+            result=None,
+            error=None,
+            updated_at=None,
+        )
+        for i, name in enumerate(stages)
+    ]
+    # Plain inserts: the returned job is built here, so the ORM has nothing to track.
+    session.execute(insert(JOBS).values({c.name: getattr(job, c.name) for c in JOBS.columns}))
+    session.execute(
+        insert(RUNS), [{c.name: getattr(r, c.name) for c in RUNS.columns} for r in job.runs]
     )
+    payload = {"document_name": document_name, "document_type": document_type, "stages": stages}
+    record(session, job.id, 1, ev.JOB_CREATED, payload)
     session.commit()
     return job
 
@@ -93,7 +130,7 @@ def get_job(session: Session, job_id: str) -> Job:
         uuid.UUID(job_id)
     except (ValueError, TypeError, AttributeError):
         raise JobNotFoundError() from None
-    job = session.get(Job, job_id, populate_existing=True)
+    job = session.get(Job, job_id, populate_existing=True, options=[joinedload(Job.runs)])
     if job is None:
         raise JobNotFoundError()
     return job
@@ -140,12 +177,13 @@ def cancel_job(session: Session, job_id: str) -> Cancellation:
             session.rollback()
             raise InvalidTransitionError(f"Cannot cancel job from status {previous}")
         # Conditional on the status we read: if a worker moved the job meanwhile, read again.
-        if _set_job(session, job_id, (previous,), status=JobStatus.CANCELLED.value):
+        seq = _set_job(session, job_id, (previous,), status=JobStatus.CANCELLED.value)
+        if seq:
             break
         session.rollback()
     _set_runs(session, job_id, (StageStatus.STARTED,), status=StageStatus.CANCELLED.value)
     _set_runs(session, job_id, (StageStatus.PENDING,), status=StageStatus.SKIPPED.value)
-    record(session, ev.JOB_CANCELLED, job_id, {"previous_status": previous})
+    record(session, job_id, seq, ev.JOB_CANCELLED, {"previous_status": previous})
     session.commit()
     job = get_job(session, job_id)
     unfinished = [
@@ -157,17 +195,35 @@ def cancel_job(session: Session, job_id: str) -> Cancellation:
 
 
 def claim_dispatch(session: Session, job_id: str) -> Job | None:
-    """Mark a pending job dispatched, in the caller's open transaction; None if already claimed.
+    """Claim a pending job that no chain was sent for, and commit; None if already claimed.
 
-    The caller sends the chain and then commits, or rolls back if the broker refused it.
+    The caller sends the chain after the claim, and calls `release_dispatch` if the broker
+    refused it; the claim stops a second relay from sending the same job.
     """
     claimed = _rowcount(
         session,
-        update(Job)
-        .where(Job.id == job_id, Job.dispatched_at.is_(None), Job.status == JobStatus.PENDING.value)
+        update(JOBS)
+        .where(
+            JOBS.c.id == job_id,
+            JOBS.c.dispatched_at.is_(None),
+            JOBS.c.status == JobStatus.PENDING.value,
+        )
         .values(dispatched_at=utcnow()),
     )
+    session.commit()
     return session.get(Job, job_id, populate_existing=True) if claimed else None
+
+
+def release_dispatch(session: Session, job_id: str) -> bool:
+    """Hand a pending job whose chain the broker refused back to the relay (and commit)."""
+    released = _rowcount(
+        session,
+        update(JOBS)
+        .where(JOBS.c.id == job_id, JOBS.c.status == JobStatus.PENDING.value)
+        .values(dispatched_at=None),
+    )
+    session.commit()
+    return bool(released)
 
 
 def undispatched_job_ids(session: Session, *, created_before: Any, limit: int = 100) -> list[str]:
@@ -184,34 +240,46 @@ def undispatched_job_ids(session: Session, *, created_before: Any, limit: int = 
 
 
 def stalled_job_ids(session: Session, *, updated_before: Any, limit: int = 100) -> list[str]:
-    """Processing jobs no transition has touched since `updated_before`, longest idle first."""
+    """Active jobs, sent to the broker, that no transition has touched since `updated_before`.
+
+    Pending ones included: a process may have died between storing a job and sending it.
+    """
     return list(
         session.scalars(
             select(Job.id)
-            .where(Job.status == JobStatus.PROCESSING.value, Job.updated_at < updated_before)
+            .where(_stallable(Job.status, Job.dispatched_at), Job.updated_at < updated_before)
             .order_by(Job.updated_at)
             .limit(limit)
         )
     )
 
 
+def _stallable(status: Any, dispatched_at: Any) -> Any:
+    """Processing, or pending with its chain claimed (the undispatched sweep has the others)."""
+    return or_(
+        status == JobStatus.PROCESSING.value,
+        and_(status == JobStatus.PENDING.value, dispatched_at.is_not(None)),
+    )
+
+
 def claim_stalled(session: Session, job_id: str, *, updated_before: Any) -> Job | None:
-    """Touch a stalled job in the caller's open transaction; None if it moved or was claimed.
+    """Touch a stalled job and commit; None if it moved or another relay claimed it.
 
     The touch resets its idle clock, so a second relay's claim (blocked on the row lock, then
-    re-checking the bound) finds nothing and resends nothing this period. The caller sends
-    the rest of the chain and commits, or rolls back if the broker refused it.
+    re-checking the bound) finds nothing and resends nothing this period. The caller then
+    sends the rest of the chain; if the broker refuses, the next period tries again.
     """
     claimed = _rowcount(
         session,
-        update(Job)
+        update(JOBS)
         .where(
-            Job.id == job_id,
-            Job.status == JobStatus.PROCESSING.value,
-            Job.updated_at < updated_before,
+            JOBS.c.id == job_id,
+            _stallable(JOBS.c.status, JOBS.c.dispatched_at),
+            JOBS.c.updated_at < updated_before,
         )
         .values(updated_at=utcnow()),
     )
+    session.commit()
     return session.get(Job, job_id, populate_existing=True) if claimed else None
 
 
@@ -221,22 +289,19 @@ def start_stage(session: Session, job_id: str, stage: str) -> Any | None:
     Refused when the job is no longer active or the stage already finished (a duplicate
     delivery), so the caller stops without recording anything.
     """
-    started = _set_job(session, job_id, ACTIVE_JOB_STATUSES, status=JobStatus.PROCESSING.value)
-    run = _run(session, job_id, stage) if started else None
-    if run is None or run.status not in (StageStatus.PENDING.value, StageStatus.STARTED.value):
+    seq = _set_job(session, job_id, ACTIVE_JOB_STATUSES, status=JobStatus.PROCESSING.value)
+    run = (
+        seq
+        and session.execute(
+            _update_runs(job_id, (StageStatus.PENDING, StageStatus.STARTED), stage)
+            .values(status=StageStatus.STARTED.value, attempts=RUNS.c.attempts + 1, error=None)
+            .returning(RUNS.c.attempts, RUNS.c.position)
+        ).first()
+    )
+    if not run:
         session.rollback()
         return None
-    _set_runs(
-        session,
-        job_id,
-        (StageStatus.PENDING, StageStatus.STARTED),
-        stage=stage,
-        status=StageStatus.STARTED.value,
-        attempts=StageRun.attempts + 1,
-        error=None,
-    )
-    attempt = run.attempts + 1
-    record(session, ev.STAGE_STARTED, job_id, {"stage": stage, "attempt": attempt})
+    record(session, job_id, seq, ev.STAGE_STARTED, {"stage": stage, "attempt": run.attempts})
     stage_input = _stage_input(session, job_id, run.position)
     session.commit()
     return stage_input
@@ -244,28 +309,32 @@ def start_stage(session: Session, job_id: str, stage: str) -> Any | None:
 
 def record_retry(session: Session, job_id: str, stage: str, error: str, countdown: float) -> bool:
     """Note a failed attempt that will be retried after `countdown` seconds."""
-    if not _set_job(session, job_id, (JobStatus.PROCESSING.value,)):
-        session.rollback()
-        return False
-    run = _run(session, job_id, stage)
-    applied = _set_runs(session, job_id, (StageStatus.STARTED,), stage=stage, error=error)
-    if not applied or run is None:
+    seq = _set_job(session, job_id, (JobStatus.PROCESSING.value,))
+    run = (
+        seq
+        and session.execute(
+            _update_runs(job_id, (StageStatus.STARTED,), stage)
+            .values(error=error)
+            .returning(RUNS.c.attempts)
+        ).first()
+    )
+    if not run:
         session.rollback()
         return False
     payload = {"stage": stage, "attempt": run.attempts, "error": error, "countdown": countdown}
-    record(session, ev.STAGE_RETRYING, job_id, payload)
+    record(session, job_id, seq, ev.STAGE_RETRYING, payload)
     session.commit()
     return True
 
 
 def complete_stage(session: Session, job_id: str, stage: str, result: dict[str, Any]) -> bool:
     """Store a stage's result; the last stage completes the job. False if the result is discarded."""
-    job = session.get(Job, job_id, populate_existing=True)
+    job = session.execute(
+        _update_job(job_id, (JobStatus.PROCESSING.value,)).returning(
+            JOBS.c.event_seq, JOBS.c.stages
+        )
+    ).first()
     if job is None:
-        return False
-    last = job.stages[-1] == stage
-    done = {"status": JobStatus.COMPLETED.value} if last else {}
-    if not _set_job(session, job_id, (JobStatus.PROCESSING.value,), **done):
         session.rollback()  # cancelled or failed meanwhile: the result is discarded
         return False
     if not _set_runs(
@@ -279,37 +348,56 @@ def complete_stage(session: Session, job_id: str, stage: str, result: dict[str, 
     ):
         session.rollback()  # a duplicate delivery already completed it
         return False
-    record(session, ev.STAGE_COMPLETED, job_id, {"stage": stage, "result": result})
-    if last:
-        record(session, ev.JOB_COMPLETED, job_id, {"stages": list(job.stages)})
+    record(session, job_id, job.event_seq, ev.STAGE_COMPLETED, {"stage": stage, "result": result})
+    if job.stages[-1] == stage:
+        seq = _set_job(session, job_id, (JobStatus.PROCESSING.value,), status="completed")
+        record(session, job_id, seq, ev.JOB_COMPLETED, {"stages": list(job.stages)})
     session.commit()
     return True
 
 
 def fail_stage(session: Session, job_id: str, stage: str, message: str) -> bool:
     """Fail `stage` and its job for good: later stages are skipped, earlier results kept."""
-    if not _set_job(
+    seq = _set_job(
         session,
         job_id,
         ACTIVE_JOB_STATUSES,
         status=JobStatus.FAILED.value,
         error_stage=stage,
         error_message=message,
-    ):
+    )
+    if not seq:
         session.rollback()
         return False
     active = (StageStatus.PENDING, StageStatus.STARTED)
     _set_runs(session, job_id, active, stage=stage, status=StageStatus.FAILED.value, error=message)
     _set_runs(session, job_id, (StageStatus.PENDING,), status=StageStatus.SKIPPED.value)
-    record(session, ev.JOB_FAILED, job_id, {"stage": stage, "error": message})
+    record(session, job_id, seq, ev.JOB_FAILED, {"stage": stage, "error": message})
     session.commit()
     return True
 
 
-def _set_job(session: Session, job_id: str, when: Sequence[str], **values: Any) -> bool:
-    """UPDATE the job if its status is in `when`; True if it applied. Takes the job row lock."""
-    statement = update(Job).where(Job.id == job_id, Job.status.in_(when))
-    return bool(_rowcount(session, statement.values(updated_at=utcnow(), **values)))
+def _update_job(job_id: str, when: Sequence[str], **values: Any) -> Update:
+    """UPDATE the job if its status is in `when`, taking one more event number (and its lock)."""
+    return (
+        update(JOBS)
+        .where(JOBS.c.id == job_id, JOBS.c.status.in_(when))
+        .values(updated_at=utcnow(), event_seq=JOBS.c.event_seq + 1, **values)
+    )
+
+
+def _set_job(session: Session, job_id: str, when: Sequence[str], **values: Any) -> int:
+    """Run `_update_job`; the event number it took for the transaction's event, 0 if refused."""
+    seq = session.scalar(_update_job(job_id, when, **values).returning(JOBS.c.event_seq))
+    return seq or 0
+
+
+def _update_runs(job_id: str, when: Sequence[StageStatus], stage: str | None = None) -> Update:
+    """UPDATE the job's runs (or one stage's) whose status is in `when`."""
+    query = update(RUNS).where(RUNS.c.job_id == job_id, RUNS.c.status.in_([s.value for s in when]))
+    if stage is not None:
+        query = query.where(RUNS.c.name == stage)
+    return query.values(updated_at=utcnow())
 
 
 def _set_runs(
@@ -319,34 +407,19 @@ def _set_runs(
     stage: str | None = None,
     **values: Any,
 ) -> bool:
-    """UPDATE the job's runs (or one stage's) whose status is in `when`; True if any applied."""
-    query = update(StageRun).where(
-        StageRun.job_id == job_id, StageRun.status.in_([s.value for s in when])
-    )
-    if stage is not None:
-        query = query.where(StageRun.name == stage)
-    return bool(_rowcount(session, query.values(updated_at=utcnow(), **values)))
+    """Run `_update_runs` with `values`; True if any run changed."""
+    return bool(_rowcount(session, _update_runs(job_id, when, stage).values(**values)))
 
 
 def _rowcount(session: Session, statement: Update) -> int:
-    """Run a bulk UPDATE and return how many rows it changed."""
-    options = {"synchronize_session": False}
-    return cast(CursorResult[Any], session.execute(statement, execution_options=options)).rowcount
-
-
-def _run(session: Session, job_id: str, stage: str) -> StageRun | None:
-    return session.scalars(
-        select(StageRun)
-        .where(StageRun.job_id == job_id, StageRun.name == stage)
-        .execution_options(populate_existing=True)
-    ).one_or_none()
+    """Run an UPDATE and return how many rows it changed."""
+    return cast(CursorResult[Any], session.execute(statement)).rowcount
 
 
 def _stage_input(session: Session, job_id: str, position: int) -> Any:
     """The document for the first stage, else the stored output of the previous one."""
     if position == 0:
-        return session.scalar(select(Job.document_content).where(Job.id == job_id))
-    previous = aliased(StageRun)
+        return session.scalar(select(JOBS.c.document_content).where(JOBS.c.id == job_id))
     return session.scalar(
-        select(previous.result).where(previous.job_id == job_id, previous.position == position - 1)
+        select(RUNS.c.result).where(RUNS.c.job_id == job_id, RUNS.c.position == position - 1)
     )

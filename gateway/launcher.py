@@ -101,13 +101,23 @@ def commands(settings: Settings) -> dict[str, list[str]]:
     log_level = settings.log_level.lower()
     api = [_script("gunicorn"), "wsgi:app", f"--bind={settings.bind_address}:{settings.port}"]
     api += ["--worker-class=gthread", f"--workers={settings.api_workers}"]
-    api += [f"--threads={settings.api_threads}", "--access-logfile=-", f"--log-level={log_level}"]
+    api += [f"--threads={settings.api_threads}", f"--log-level={log_level}"]
+    if settings.access_log:
+        api += ["--access-logfile=-"]
     # Finish in-flight requests before honcho's SIGKILL, which comes 5 s after its SIGTERM.
     api += ["--graceful-timeout=4", "--no-control-socket"]
     celery = [_script("celery"), "-A", "worker"]
+    # One worker process per core: a threads pool runs Python on one core at a time. Gossip
+    # and mingle only matter to remote control across restarts, which the database replaces.
+    worker = [*celery, "worker", f"--loglevel={log_level}", "--without-gossip", "--without-mingle"]
+    count = settings.worker_process_count
+    workers = {
+        f"worker{i if count > 1 else ''}": [*worker, f"--hostname=worker{i}@%h"]
+        for i in range(1, count + 1)
+    }
     return {
         "api": api,
-        "worker": [*celery, "worker", f"--loglevel={log_level}"],
+        **workers,
         "relay": [_script("gateway"), "relay"],
         "consumer": [_script("gateway"), "consume"],
         # Flower reads FLOWER_BASIC_AUTH from its environment itself: no password on a command line.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -15,6 +15,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     TypeDecorator,
     text,
@@ -86,8 +87,10 @@ class Job(Base):
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.PENDING.value)
     error_stage: Mapped[str | None] = mapped_column(String(32))
     error_message: Mapped[str | None] = mapped_column(Text)
-    # Set when the chain was handed to the broker; NULL means the relay must dispatch it.
+    # Set when the chain was claimed for the broker; NULL means the relay must dispatch it.
     dispatched_at: Mapped[datetime | None]
+    # Number of the job's latest event: its outbox rows are numbered 1, 2, ... in commit order.
+    event_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -132,13 +135,14 @@ class OutboxEvent(Base):
 
     __tablename__ = "outbox_events"
 
-    # Per job, ids grow in commit order: every writer locks the job row before inserting.
+    # Per job, ids and seqs grow in commit order: every writer locks the job row first.
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
     event_id: Mapped[str] = mapped_column(String(36), unique=True, default=new_id)
     event_type: Mapped[str] = mapped_column(String(40))
     job_id: Mapped[str] = mapped_column(String(36), index=True)
+    seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     payload: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     published_at: Mapped[datetime | None]
@@ -150,4 +154,11 @@ class OutboxEvent(Base):
             postgresql_where=text("published_at IS NULL"),
             sqlite_where=text("published_at IS NULL"),
         ),
+        Index("ix_outbox_published_at", "published_at"),
     )
+
+
+# The tables themselves, for writes that are one Core statement each.
+JOBS = cast(Table, Job.__table__)
+RUNS = cast(Table, StageRun.__table__)
+OUTBOX = cast(Table, OutboxEvent.__table__)

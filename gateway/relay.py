@@ -20,7 +20,7 @@ from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 
 from events.outage import Outage
-from events.publisher import StreamPublisher
+from gateway.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class Relay:
 
     def __init__(
         self,
-        publisher: StreamPublisher,
+        outbox: Outbox,
         dispatcher: Dispatcher,
         *,
         interval: float,
@@ -60,7 +60,7 @@ class Relay:
         stalled_timeout: float = 0.0,
         stop: threading.Event | None = None,
     ) -> None:
-        self.publisher = publisher
+        self.outbox = outbox
         self.dispatcher = dispatcher
         self.interval = interval
         self.dispatch_grace = dispatch_grace
@@ -74,11 +74,11 @@ class Relay:
 
     @classmethod
     def from_app(cls, app: Flask, stop: threading.Event | None = None) -> Relay:
-        """A relay over the app's publisher and pipeline, paced by its settings."""
+        """A relay over the app's outbox and pipeline, paced by its settings."""
         services = app.extensions["gateway"]
         settings = services.settings
         return cls(
-            services.publisher,
+            services.outbox,
             app.extensions["pipeline"],
             interval=settings.relay_interval,
             dispatch_grace=settings.dispatch_grace,
@@ -90,14 +90,16 @@ class Relay:
     def run_once(self) -> RelayPass:
         """One pass: append pending events, dispatch stranded jobs; resume stalls, purge when due.
 
-        Redis failures are absorbed (and logged once) by the publisher and the pipeline;
+        Redis failures are absorbed (and logged once) by the outbox and the pipeline;
         database failures propagate.
         """
-        published = self.publisher.publish_pending()
+        # The committing process appends its own events and sends its own chains; the relay
+        # leaves it `dispatch_grace` seconds before taking over.
+        published = self.outbox.publish_pending(self.dispatch_grace)
         dispatched = self.dispatcher.dispatch_undispatched(self.dispatch_grace)
         purged = 0
         if self.retention > 0 and time.monotonic() >= self._next_purge:
-            purged = self.publisher.purge_published(timedelta(seconds=self.retention))
+            purged = self.outbox.purge_published(timedelta(seconds=self.retention))
             self._next_purge = time.monotonic() + PURGE_EVERY
         resumed = 0
         if self.stalled_timeout > 0 and time.monotonic() >= self._next_resume:

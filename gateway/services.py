@@ -7,21 +7,28 @@ import threading
 from dataclasses import dataclass, field
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 import providers
-from events.publisher import StreamPublisher
 from gateway.config import ConfigError, Settings
 from gateway.db import Database
+from gateway.outbox import Outbox
 from providers.base import Provider
 
 
 def redis_client(settings: Settings) -> redis.Redis:
-    """A Redis client that fails fast while Redis is down and reconnects when it is back."""
+    """A Redis client that fails fast while Redis is down or hangs, and reconnects when it is back.
+
+    No retries inside a call: every caller has its own fallback (the relay, the next pass),
+    and a request must not wait several timeouts on a Redis that accepts but never answers.
+    """
     return redis.Redis.from_url(
         settings.redis_url,
         decode_responses=True,
         socket_timeout=settings.redis_timeout,
         socket_connect_timeout=settings.redis_timeout,
+        retry=Retry(NoBackoff(), 0),
         health_check_interval=15,
     )
 
@@ -57,12 +64,12 @@ def load_providers(settings: Settings) -> None:
 
 @dataclass
 class Services:
-    """Settings, database, Redis, event publisher and providers of one process."""
+    """Settings, database, Redis, event outbox and providers of one process."""
 
     settings: Settings
     database: Database
     redis: redis.Redis
-    publisher: StreamPublisher
+    outbox: Outbox
     _providers: dict[tuple[str, str], Provider] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -70,13 +77,15 @@ class Services:
     def from_settings(cls, settings: Settings) -> Services:
         """Connect everything `settings` names (lazily: nothing is contacted yet)."""
         load_providers(settings)
-        database = Database(settings.database_url)
+        database = Database(
+            settings.database_url, settings.database_pool_size, settings.database_pool_timeout
+        )
         client = redis_client(settings)
-        publisher = StreamPublisher(
+        outbox = Outbox(
             database.sessions, client, settings.events_stream, settings.events_stream_maxlen
         )
-        publisher.publish_after_commit()
-        return cls(settings, database, client, publisher)
+        outbox.publish_after_commit()
+        return cls(settings, database, client, outbox)
 
     def provider(self, stage: str, name: str) -> Provider:
         """The provider `name` for `stage`, built once with the configured simulation knobs."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import Celery, Task
@@ -31,5 +32,10 @@ def celery_init_app(app: Flask) -> Celery:
     import tasks.stages  # noqa: F401  (registers the stage tasks)
 
     celery.finalize()
+    if settings.log_level != "DEBUG":
+        # A line per task received and succeeded costs more than the task at this rate;
+        # retries and failures still log at WARNING and above.
+        for name in ("celery.app.trace", "celery.worker.strategy"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     app.extensions["celery"] = celery
     return celery

@@ -1,21 +1,27 @@
-"""Builds a job's chain of stage tasks, dispatches it once, and revokes what has not run."""
+"""Builds a job's chain of stage tasks, sends it once, revokes what has not run, and meters the queues."""
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from datetime import datetime, timedelta
 
+import redis
 from celery import Celery, chain
 from celery.canvas import Signature
 from kombu.exceptions import OperationalError
+from sqlalchemy.exc import SQLAlchemyError
 
 from events.outage import Outage
 from gateway import jobs
 from gateway.db import Database
-from gateway.models import Job, StageRun, StageStatus, utcnow
+from gateway.models import STAGES, Job, StageRun, StageStatus, utcnow
 from tasks.stages import task_name
 
 log = logging.getLogger(__name__)
+
+QUEUE_CHECK_INTERVAL = 0.5  # seconds a process reuses its reading of the queues' length
 
 # A worker publishes the next stage when one completes. If Redis is restarting then, the
 # publish must wait for it (about 75 s at most) rather than fail the job; the API's first
@@ -47,34 +53,79 @@ def build_chain(
 
 
 class Pipeline:
-    """Hands jobs to Celery; the API and the relay both use it."""
+    """Hands jobs to Celery outside any transaction; the API and the relay both use it."""
 
-    def __init__(self, celery: Celery, database: Database, providers: dict[str, str]) -> None:
+    def __init__(
+        self,
+        celery: Celery,
+        database: Database,
+        providers: dict[str, str],
+        *,
+        client: redis.Redis,
+        outage: Outage,
+        max_queued: int,
+    ) -> None:
         self.celery = celery
         self.database = database
         self.providers = providers
-        self.outage = Outage(log, "broker")
+        self.client = client
+        self.outage = outage
+        self.max_queued = max_queued
+        self._queued = (0.0, 0)  # (when read, stage messages waiting)
+        self._lock = threading.Lock()
+
+    def has_room(self) -> bool:
+        """Whether fewer than `max_queued` stage messages wait in the queues.
+
+        Read at most every QUEUE_CHECK_INTERVAL seconds per process. While Redis is down
+        there is room: jobs then wait pending in the database, which is what outages are for.
+        """
+        now = time.monotonic()
+        with self._lock:
+            read_at, queued = self._queued
+            if not self.outage.worth_trying():
+                return True
+            if now - read_at < QUEUE_CHECK_INTERVAL:
+                return queued < self.max_queued
+            self._queued = (now, queued)  # one reader at a time; the others use the last value
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for queue in STAGES:
+                pipe.llen(queue)
+            queued = sum(pipe.execute())
+        except redis.RedisError as exc:
+            self.outage.down(exc, now)
+            return True
+        with self._lock:
+            self._queued = (now, queued)
+        return queued < self.max_queued
+
+    def start(self, job: Job, runs: list[StageRun] | None = None) -> bool:
+        """Send the chain of a job claimed for dispatch; never raises.
+
+        If the broker refuses it, a pending job goes back to the relay (`release_dispatch`);
+        a job that is already processing is resent by the next stalled-job sweep.
+        """
+        if self._send(build_chain(self.celery, job, self.providers, runs)):
+            return True
+        try:
+            with self.database.session() as session:
+                jobs.release_dispatch(session, job.id)
+        except SQLAlchemyError as exc:
+            log.warning("job %s neither sent nor released (%s); the stalled-job sweep resends it",
+                        job.id, exc)  # fmt: skip
+        return False
 
     def dispatch(self, job_id: str) -> bool:
-        """Send the job's chain unless already sent; False (job stays pending) if the broker is down.
-
-        The claim and the send share one transaction: a refused send rolls the claim back
-        for the relay to retry, and the claim stops a second dispatch of the same job.
-        """
-        try:
-            with self.database.session() as session, session.begin():
-                job = jobs.claim_dispatch(session, job_id)
-                if job is None:
-                    return False
-                build_chain(self.celery, job, self.providers).apply_async()
-        except OperationalError as exc:
-            self.outage.down(exc)
-            return False
-        self.outage.up()
-        return True
+        """Claim a pending job no chain was sent for and send it; False if claimed or refused."""
+        with self.database.session() as session:
+            job = jobs.claim_dispatch(session, job_id)
+        return job is not None and self.start(job)
 
     def dispatch_undispatched(self, grace: float) -> int:
         """Relay pass: dispatch jobs left pending for `grace` seconds without a chain."""
+        if not self.outage.worth_trying():
+            return 0
         with self.database.session() as session:
             job_ids = jobs.undispatched_job_ids(
                 session, created_before=utcnow() - timedelta(seconds=grace)
@@ -82,41 +133,54 @@ class Pipeline:
         return sum(self.dispatch(job_id) for job_id in job_ids)
 
     def resume_stalled(self, bound_seconds: float) -> int:
-        """Relay pass: resend the unfinished stages of jobs left processing for `bound_seconds`.
+        """Relay pass: resend the unfinished stages of active jobs idle for `bound_seconds`.
 
-        Covers a next stage never sent (a worker whose complete_stage committed but whose
-        connection dropped before it heard back) and a final failure the database could not
-        record. Each resend reuses the runs' task ids, so a cancel still revokes it; a
-        duplicate is harmless, since start_stage refuses a finished stage.
+        Covers a chain stored but never sent (a process that died right after the commit), a
+        next stage never sent (a worker whose complete_stage committed but whose connection
+        dropped before it heard back) and a final failure the database could not record.
+        Each resend reuses the runs' task ids, so a cancel still revokes it; a duplicate is
+        harmless, since start_stage refuses a finished stage.
         """
+        if not self.outage.worth_trying():
+            return 0
         bound = utcnow() - timedelta(seconds=bound_seconds)
         with self.database.session() as session:
             job_ids = jobs.stalled_job_ids(session, updated_before=bound)
         return sum(self._resume(job_id, bound, bound_seconds) for job_id in job_ids)
 
     def _resume(self, job_id: str, bound: datetime, idle: float) -> bool:
-        """Claim one stalled job and send its chain from the first unfinished stage, together."""
-        try:
-            with self.database.session() as session, session.begin():
-                job = jobs.claim_stalled(session, job_id, updated_before=bound)
-                if job is None:
-                    return False  # finished, cancelled, or claimed by another relay meanwhile
-                done = StageStatus.COMPLETED.value
-                first = next((i for i, run in enumerate(job.runs) if run.status != done), None)
-                if first is None:
-                    return False
-                rest = job.runs[first:]
-                build_chain(self.celery, job, self.providers, rest).apply_async()
-                log.warning(
-                    "job %s processing but idle for over %g s: resent its stages from %s",
-                    job_id,
-                    idle,
-                    rest[0].name,
-                )
-        except OperationalError as exc:
-            self.outage.down(exc)
+        """Claim one stalled job, then send its chain from the first unfinished stage."""
+        with self.database.session() as session:
+            job = jobs.claim_stalled(session, job_id, updated_before=bound)
+        if job is None:
+            return False  # finished, cancelled, or claimed by another relay meanwhile
+        done = StageStatus.COMPLETED.value
+        rest = [run for run in job.runs if run.status != done]
+        if not rest or not self._send(build_chain(self.celery, job, self.providers, rest)):
             return False
-        self.outage.up()
+        log.warning(
+            "job %s %s but idle for over %g s: resent its stages from %s",
+            job_id,
+            job.status,
+            idle,
+            rest[0].name,
+        )
+        return True
+
+    def _send(self, signature: Signature) -> bool:
+        """Publish a chain; False, with the outage noted, if the broker is unreachable."""
+        if not self.outage.worth_trying():
+            return False
+        started = time.monotonic()
+        try:
+            signature.apply_async()
+        except OperationalError as exc:
+            self.outage.down(exc, started)
+            return False
+        except Exception:  # called after a commit: the job is stored, the sweeps resend it
+            log.exception("sending a chain failed")
+            return False
+        self.outage.up(started)
         return True
 
     def revoke(self, task_ids: list[str]) -> None:

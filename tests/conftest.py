@@ -66,6 +66,7 @@ def settings(postgres_url: str, redis_server: RedisServer) -> Settings:
         stage_max_retries=2,
         worker_concurrency=4,
         log_level="WARNING",
+        task_sent_events=True,  # tests check which stage messages were sent
     )
 
 

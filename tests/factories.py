@@ -26,7 +26,11 @@ def job_payload(**overrides: Any) -> dict[str, Any]:
 
 
 def make_job(session: Session, stages: list[str] | None = None, **fields: Any) -> Job:
-    """A pending job stored through the service layer (with its `job.created` event)."""
+    """A pending job stored through the service layer (with its `job.created` event), unsent.
+
+    The API sends a new job's chain right after storing it; here the test chooses when, with
+    `pipeline.dispatch`, as the relay does for a job whose chain the broker refused.
+    """
     values: dict[str, Any] = {
         "document_name": "My Document",
         "document_type": "important",
@@ -34,4 +38,7 @@ def make_job(session: Session, stages: list[str] | None = None, **fields: Any) -
         "stages": list(stages or FULL_PIPELINE),
     }
     values.update(fields)
-    return jobs.create_job(session, **values)
+    job = jobs.create_job(session, **values)
+    jobs.release_dispatch(session, job.id)
+    job.dispatched_at = None
+    return job

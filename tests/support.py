@@ -24,7 +24,7 @@ from flask import Flask
 from events.model import TERMINAL_TYPES, Event
 from gateway import jobs
 from gateway.config import Settings
-from gateway.models import Job
+from gateway.models import STAGES, Job
 
 T = TypeVar("T")
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -292,7 +292,12 @@ def job_events(app: Flask, job_id: str) -> list[Event]:
 def broker_is_idle(app: Flask) -> bool:
     """No stage message queued or held unacknowledged by a worker (ETA retries included)."""
     client = app.extensions["gateway"].redis
-    return client.llen("celery") == 0 and client.hlen("unacked") == 0
+    return queued_stages(client) == 0 and client.hlen("unacked") == 0
+
+
+def queued_stages(client: redis.Redis) -> int:
+    """Stage messages waiting in the stage queues (a chain is one message: its first stage)."""
+    return sum(int(client.llen(stage)) for stage in STAGES)
 
 
 def settled_events(app: Flask, job_id: str, timeout: float = 15.0) -> list[Event]:

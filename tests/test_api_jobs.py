@@ -78,7 +78,7 @@ def test_creating_a_job_hands_its_chain_to_the_broker_and_records_job_created(
     job_id = client.post("/api/jobs/", json=job_payload()).get_json()["id"]
     # Then it was dispatched once and its first stage task is queued
     assert stored(session, job_id).dispatched_at is not None
-    assert services.redis.llen("celery") == 1
+    assert services.redis.llen("extraction") == 1
     # And job.created was recorded and appended to the stream
     types = session.scalars(select(OutboxEvent.event_type).where(OutboxEvent.job_id == job_id))
     assert list(types) == ["job.created"]

@@ -58,10 +58,10 @@ def test_a_pickled_stage_message_is_refused_and_never_runs(app, session, worker)
     wait_until(lambda: broker_is_idle(app))
 
 
-def test_the_default_worker_process_runs_a_threads_pool_of_sixteen(app, settings, tmp_path: Path):
+def test_the_default_worker_process_runs_a_threads_pool_of_thirty_two(app, settings, tmp_path: Path):
     # Given a real `celery -A worker worker` with the default pool settings
     defaults = Settings.from_env({})
-    assert (defaults.worker_pool, defaults.worker_concurrency) == ("threads", 16)
+    assert (defaults.worker_pool, defaults.worker_concurrency) == ("threads", 32)
     name = f"pool-{uuid.uuid4().hex[:6]}"
     process = WorkerProcess(
         settings.replace(
@@ -82,9 +82,9 @@ def test_the_default_worker_process_runs_a_threads_pool_of_sixteen(app, settings
     finally:
         process.stop()
 
-    # Then it runs the threads pool with 16 threads
+    # Then it runs the threads pool with 32 threads
     (hostname, worker_stats), *_ = stats.items()
     assert hostname.startswith(name + "@")
     assert worker_stats["pool"]["implementation"] == "celery.concurrency.thread:TaskPool"
-    assert worker_stats["pool"]["max-concurrency"] == 16
-    assert worker_stats["prefetch_count"] == 16  # prefetch multiplier 1 x 16 threads
+    assert worker_stats["pool"]["max-concurrency"] == 32
+    assert worker_stats["prefetch_count"] == 32  # prefetch multiplier 1 x 32 threads

@@ -148,6 +148,7 @@ def launcher_environ(**values: str) -> dict[str, str]:
         PROVIDER_LATENCY_SCALE="0",
         API_WORKERS="1",
         WORKER_CONCURRENCY="4",
+        WORKER_PROCESSES="2",
         LOG_LEVEL="INFO",
     )
     env.update(values)
@@ -232,8 +233,9 @@ def test_make_run_on_postgres_and_redis_runs_a_job_and_ctrl_c_stops_everything(
     try:
         # When the README's job is posted, it completes and its events reach the consumer
         run_the_readme_job(launch, redis_url, stream)
-        for name in ("api", "worker", "relay", "consumer", "flower"):
-            assert launch.find(rf"^\d\d:\d\d:\d\d {name} +\| "), name
+        for name in ("api", "worker1", "worker2", "relay", "consumer", "flower"):
+            line = rf"^\d\d:\d\d:\d\d {name} +\| "
+            launch.wait_for(lambda line=line: launch.find(line), timeout=20)
         assert launch.find(r"migrate +\| database schema is up to date")
         assert http("GET", f"http://127.0.0.1:{launch.flower_port}/healthcheck")[0] == 200
         launch.remember_processes()
@@ -296,7 +298,7 @@ def test_when_one_process_dies_the_launcher_says_so_and_stops_the_others(
         # When make run starts, Flower exits at once
         launch = Launch(env, argv=[sys.executable, "-m", "gateway.launcher"])
         launches.append(launch)
-        launch.wait_for(lambda: len(started(launch)) == 5, timeout=30)
+        launch.wait_for(lambda: len(started(launch)) == 6, timeout=30)
         launch.remember_processes()
         status = launch.process.wait(timeout=40)
         launch._reader.join(timeout=10)
@@ -354,7 +356,10 @@ def test_the_launcher_prints_urls_without_their_passwords():
 
 def test_flower_credentials_never_appear_on_a_command_line():
     settings = Settings.from_env({"FLOWER_BASIC_AUTH": "ops:s3cret", "FLOWER_PORT": "5601"})
-    argv = commands(settings)
+    argv = commands(settings.replace(worker_processes=1))
     assert set(argv) == {"api", "worker", "relay", "consumer", "flower"}
+    assert set(commands(settings.replace(worker_processes=3))) == {
+        "api", "worker1", "worker2", "worker3", "relay", "consumer", "flower"
+    }  # fmt: skip
     assert "--port=5601" in argv["flower"]
     assert not any("s3cret" in arg for args in argv.values() for arg in args)

@@ -16,7 +16,7 @@ from tests.test_events import history, steps, successful_steps
 
 
 def unpublished(app) -> list[str]:
-    """Event types still waiting in the outbox, in id order."""
+    """Event types the relay has not marked published yet, in id order."""
     with app.extensions["gateway"].database.session() as s:
         query = select(OutboxEvent.event_type).where(OutboxEvent.published_at.is_(None))
         return list(s.scalars(query.order_by(OutboxEvent.id)))
@@ -26,7 +26,7 @@ def test_an_event_committed_while_redis_is_down_is_appended_later_before_the_job
     make_app, own_redis
 ):
     # Given a job whose creation is on the stream
-    app = make_app(redis_url=own_redis.url())
+    app = make_app(redis_url=own_redis.url(), dispatch_grace=0.0)
     services = app.extensions["gateway"]
     stream = services.settings.events_stream
     relay = Relay.from_app(app)
@@ -38,16 +38,20 @@ def test_an_event_committed_while_redis_is_down_is_appended_later_before_the_job
     own_redis.stop()
     with services.database.session() as s:
         assert jobs.start_stage(s, job.id, "extraction") is not None
-    assert unpublished(app) == ["job.stage_started"]
     assert relay.run_once().published == 0  # still down: the relay keeps it too
+    assert unpublished(app) == ["job.created", "job.stage_started"]
 
-    # And Redis is back before the stage completes
+    # And Redis is back before the stage completes: its events cannot overtake the start
     own_redis.start()
     with services.database.session() as s:
         assert jobs.complete_stage(s, job.id, "extraction", {"text": "t"})
-    relay.run_once()
+    assert steps(history(services.redis, stream)[job.id]) == [("job.created",)]
+
+    # When the relay passes
+    done = relay.run_once()
 
     # Then the stream holds the job's whole lifecycle, in order, each event once
+    assert done.published == 3
     assert unpublished(app) == []
     events = history(services.redis, stream)[job.id]
     assert steps(events) == successful_steps(["extraction"])
@@ -56,7 +60,7 @@ def test_an_event_committed_while_redis_is_down_is_appended_later_before_the_job
 
 def test_the_relay_appends_what_was_committed_during_an_outage_in_commit_order(make_app, own_redis):
     # Given Redis down while three jobs are created and two of them cancelled
-    app = make_app(redis_url=own_redis.url())
+    app = make_app(redis_url=own_redis.url(), dispatch_grace=0.0)
     services = app.extensions["gateway"]
     own_redis.stop()
     with services.database.session() as s:
@@ -80,16 +84,36 @@ def test_the_relay_appends_what_was_committed_during_an_outage_in_commit_order(m
     ]
 
 
+def test_the_relay_leaves_young_events_to_the_process_that_committed_them(make_app, own_redis):
+    # Given an event committed while Redis was down, and a relay whose grace is a minute
+    app = make_app(redis_url=own_redis.url(), dispatch_grace=60.0)
+    services = app.extensions["gateway"]
+    own_redis.stop()
+    with services.database.session() as s:
+        make_job(s)
+    own_redis.start()
+
+    # When the relay passes
+    done = Relay.from_app(app).run_once()
+
+    # Then it leaves the event alone for now
+    assert done.published == 0
+    assert unpublished(app) == ["job.created"]
+    assert services.redis.xlen(services.settings.events_stream) == 0
+
+
 def test_a_relay_racing_the_publishers_never_duplicates_or_reorders_an_event(app, services, worker):
-    # Given a relay making a pass every 10 ms while twenty jobs run and publish their own events
+    # Given a relay making a pass every 10 ms, with no grace, while twenty jobs run and
+    # publish their own events
     relay = Relay.from_app(app)
     relay.interval = 0.01
+    relay.dispatch_grace = 0.0
     with running_in_thread(relay, join_timeout=5):
         ids = []
         for _ in range(20):
             with services.database.session() as s:
                 ids.append(make_job(s).id)
-            assert app.extensions["pipeline"].dispatch(ids[-1])
+            app.extensions["pipeline"].dispatch(ids[-1])  # unless the relay claimed it first
         stream = services.settings.events_stream
 
         def all_terminal() -> bool:

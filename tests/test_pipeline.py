@@ -126,7 +126,9 @@ def test_pipeline_sends_its_chain_through_its_own_celery_app(make_app, redis_ser
     assert first.extensions["pipeline"].dispatch(job.id)
 
     # Then the message sits in the first app's broker, not in the current app's
-    queue_length = {db: redis.Redis.from_url(redis_server.url(db)).llen("celery") for db in (1, 2)}
+    queue_length = {
+        db: redis.Redis.from_url(redis_server.url(db)).llen("extraction") for db in (1, 2)
+    }
     assert queue_length == {1: 1, 2: 0}
 
 

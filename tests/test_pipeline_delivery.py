@@ -206,7 +206,7 @@ def test_dispatching_a_job_many_times_at_once_sends_one_chain(app):
         results = list(pool.map(app.extensions["pipeline"].dispatch, [job.id] * 8))
 
     assert results.count(True) == 1
-    assert app.extensions["gateway"].redis.llen("celery") == 1
+    assert app.extensions["gateway"].redis.llen("extraction") == 1
     assert load_job(app, job.id).dispatched_at is not None
 
 
@@ -237,12 +237,13 @@ def test_a_job_created_while_the_broker_is_down_is_dispatched_once_it_is_back(
     assert (stored.status, stored.dispatched_at) == ("pending", None)
     assert pipeline.dispatch_undispatched(grace=0) == 0
 
-    # When Redis is back, the relay's sweep dispatches it once, and only once
+    # When Redis is back, the relay's sweep dispatches it once (after the outage's pause),
+    # and only once
     stopped_redis.start()
-    assert pipeline.dispatch_undispatched(grace=0) == 1
+    assert wait_until(lambda: pipeline.dispatch_undispatched(grace=0), timeout=5) == 1
     assert pipeline.dispatch_undispatched(grace=0) == 0
     assert pipeline.dispatch(job.id) is False
-    assert app.extensions["gateway"].redis.llen("celery") == 1
+    assert app.extensions["gateway"].redis.llen("extraction") == 1
 
     # Then a worker runs it to completion
     worker_for(app)

@@ -13,14 +13,14 @@ from gateway import jobs
 from gateway.config import ConfigError, Settings
 from gateway.relay import Relay
 from tests.factories import make_job
-from tests.support import load_job, settled_events, wait_for_job
+from tests.support import load_job, queued_stages, settled_events, wait_for_job
 
 TWO_STAGES = ["extraction", "analysis"]
 
 
 def queued(app: Any) -> int:
     """Stage messages waiting on the broker's queue (a chain is one message: its first stage)."""
-    return int(app.extensions["gateway"].redis.llen("celery"))
+    return queued_stages(app.extensions["gateway"].redis)
 
 
 def first_stage_done_next_never_sent(services: Any, stages: list[str] = TWO_STAGES) -> str:
@@ -50,7 +50,7 @@ def test_a_job_whose_next_stage_was_never_sent_is_resumed_by_a_relay_pass(
     services = app.extensions["gateway"]
     job_id = first_stage_done_next_never_sent(services)
     relay = Relay(
-        services.publisher, app.extensions["pipeline"], interval=0.1, dispatch_grace=5.0,
+        services.outbox, app.extensions["pipeline"], interval=0.1, dispatch_grace=5.0,
         stalled_timeout=0.3,
     )  # fmt: skip
     worker_for(app)

@@ -88,10 +88,9 @@ def test_the_relay_rides_out_a_redis_outage_then_publishes_and_dispatches_what_w
 
         wait_until(dispatched, timeout=10)
 
-    # And each outage was logged once, however many passes failed
-    assert len(messages(caplog, "events stream unavailable")) == 1
-    assert len(messages(caplog, "events stream available again")) == 1
-    assert len(messages(caplog, "broker unavailable")) <= 1
+    # And the outage was logged once (events and broker share it), however many passes failed
+    assert len(messages(caplog, "Redis unavailable")) == 1
+    assert len(messages(caplog, "Redis available again")) == 1
     assert not messages(caplog, "relay pass failed")
 
 
@@ -112,10 +111,13 @@ def test_gateway_relay_publishes_pending_events_and_stops_on_sigterm(settings, s
             cwd=PROJECT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
-        wait_until(lambda: history(services.redis, settings.events_stream), timeout=20)
 
-        # Then the events are appended in order, and SIGTERM stops it with exit 0
-        events = history(services.redis, settings.events_stream)[job.id]
+        def appended() -> list[dict[str, Any]]:
+            return history(services.redis, settings.events_stream).get(job.id, [])
+
+        # Then the events are appended (once DISPATCH_GRACE has passed) in order, and
+        # SIGTERM stops it with exit 0
+        events = wait_until(lambda: len(appended()) == 2 and appended(), timeout=20)
         assert [e["event_type"] for e in events] == ["job.created", "job.cancelled"]
         process.send_signal(signal.SIGTERM)
         assert process.wait(10) == 0

@@ -12,7 +12,7 @@ from flask import Response, current_app, request
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, OverloadedError
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,8 @@ def handle_error(error: Exception) -> Response:
     """Map any exception raised while serving a request to problem details."""
     if isinstance(error, HTTPException):
         return _http_problem(error)
+    if isinstance(error, OverloadedError):
+        return problem(503, error.detail, headers={"Retry-After": str(error.retry_after)})
     if isinstance(error, GatewayError):
         return problem(error.status, error.detail)
     if isinstance(error, DATABASE_UNAVAILABLE) or (

@@ -12,7 +12,10 @@ from gateway.api.errors import PROBLEM_JSON, ProblemSchema
 from gateway.api.parsing import Blueprint
 from gateway.api.schemas import JobCreateSchema, JobListQuerySchema, JobPageSchema, JobSchema
 from gateway.db import Database
+from gateway.errors import OverloadedError
 from gateway.models import Job
+
+BUSY_RETRY_AFTER = 2  # seconds a client is asked to wait while the queues are full
 
 blp = Blueprint("jobs", __name__, url_prefix="/api/jobs", description="Document processing jobs")
 
@@ -35,7 +38,7 @@ class Jobs(MethodView):
     @blp.response(200, JobPageSchema)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """List jobs, newest first, optionally filtered by status and document type."""
-        with _database().session() as session:
+        with _database().reader() as session:
             page = jobs.list_jobs(
                 session,
                 statuses=query["status"],
@@ -49,9 +52,12 @@ class Jobs(MethodView):
     @blp.response(201, JobSchema, headers={"Location": {"schema": {"type": "string"}}})
     @_problem(413, "Body larger than MAX_CONTENT_LENGTH")
     @_problem(415, "Content-Type is not application/json")
-    @_problem(503, "Database unreachable (see Retry-After)")
+    @_problem(503, "Too many jobs waiting, or the database unreachable (see Retry-After)")
     def post(self, body: dict[str, Any]) -> tuple[Job, dict[str, str]]:
         """Create a job and hand its pipeline to the workers; returns before any stage runs."""
+        pipeline = current_app.extensions["pipeline"]
+        if not pipeline.has_room():
+            raise OverloadedError(retry_after=BUSY_RETRY_AFTER)
         with _database().session() as session:
             job = jobs.create_job(
                 session,
@@ -60,8 +66,9 @@ class Jobs(MethodView):
                 document_content=body["document_content"],
                 stages=body["pipeline_config"]["stages"],
             )
-        # If the broker is down this returns False: the job stays pending for the relay.
-        current_app.extensions["pipeline"].dispatch(job.id)
+        # After the commit nothing may fail the request: if the broker refuses the chain, the
+        # job waits pending and the relay sends it.
+        pipeline.start(job)
         return job, {"Location": f"/api/jobs/{job.id}/"}
 
 
@@ -73,7 +80,7 @@ class JobById(MethodView):
     @_problem(404, "No job has this id")
     def get(self, job_id: str) -> Job:
         """The job with its status and the results of every stage so far."""
-        with _database().session() as session:
+        with _database().reader() as session:
             return jobs.get_job(session, job_id)
 
 
