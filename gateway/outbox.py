@@ -163,7 +163,7 @@ class Outbox:
         started = time.monotonic()
         try:
             appended = sum(r == 1 for r in self.append(events, force=True))
-        except redis.RedisError as exc:
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
             self.outage.down(exc, started)
             return 0
         self.outage.up(started)
@@ -194,9 +194,9 @@ class Outbox:
         started = time.monotonic()
         try:
             self.append(recorded)
-        except redis.RedisError as exc:
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
             self.outage.down(exc, started)
-        except Exception:
+        except Exception:  # Redis refused the command, or a bug: the relay retries, loudly
             log.exception("appending %d committed events failed; the relay will", len(recorded))
         else:
             self.outage.up(started)

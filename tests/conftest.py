@@ -136,7 +136,9 @@ def worker_for() -> Iterator[Any]:
     """Start a live Celery worker (threads pool) for an app built with make_app; stopped after the test."""
     stack = contextlib.ExitStack()
 
-    def start(app: Flask, concurrency: int = 4) -> Any:
+    def start(app: Flask, concurrency: int = 4, queues: list[str] | None = None) -> Any:
+        """A worker for `app`, consuming `queues` (default: every stage's queue)."""
+        options = {"queues": queues} if queues else {}
         return stack.enter_context(
             start_worker(
                 app.extensions["celery"],
@@ -145,6 +147,7 @@ def worker_for() -> Iterator[Any]:
                 perform_ping_check=False,
                 loglevel="WARNING",
                 shutdown_timeout=30,
+                **options,
             )
         )
 

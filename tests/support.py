@@ -102,7 +102,18 @@ class RedisServer:
             self.process.wait(timeout=10)
             self.process = None
 
+    def freeze(self) -> None:
+        """Stop the server's process without closing its port: it accepts, but never answers."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def close(self) -> None:
+        if self.process is not None:
+            self.thaw()
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
