@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
-def make_engine(url: str, pool_size: int = 20, pool_timeout: float = 5.0) -> Engine:
+def make_engine(url: str, pool_size: int = 20, pool_timeout: float = 5.0, **options: Any) -> Engine:
     """An engine with the connection habits the gateway relies on (fast failure, bounded pool).
 
     The pool keeps up to `pool_size` connections open and never opens more: a thread that
@@ -29,6 +29,7 @@ def make_engine(url: str, pool_size: int = 20, pool_timeout: float = 5.0) -> Eng
         "pool_size": pool_size,
         "max_overflow": 0,
         "pool_timeout": pool_timeout,
+        **options,
     }
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -58,8 +59,9 @@ class Database:
         self.engine = make_engine(url, pool_size, pool_timeout)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         # Reads need no transaction: autocommit spares the BEGIN and ROLLBACK round trips.
-        autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
-        self.readers = sessionmaker(autocommit, expire_on_commit=False)
+        # A pool of its own, so that no connection switches modes (a round trip each way).
+        self.read_engine = make_engine(url, pool_size, pool_timeout, isolation_level="AUTOCOMMIT")
+        self.readers = sessionmaker(self.read_engine, expire_on_commit=False)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -76,6 +78,7 @@ class Database:
     def dispose(self) -> None:
         """Close pooled connections (after fork, at shutdown)."""
         self.engine.dispose()
+        self.read_engine.dispose()
 
 
 def upgrade_schema(url: str, revision: str = "head") -> None:

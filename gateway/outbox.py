@@ -35,6 +35,7 @@ from gateway.models import OUTBOX, utcnow
 log = logging.getLogger(__name__)
 
 _RECORDED = "outbox_recorded"
+_INSERT = insert(OUTBOX)
 
 # How long Redis remembers a job's last appended number: a day while the job may still emit,
 # a minute once the relay has marked its terminal event (late duplicates die within it).
@@ -64,25 +65,28 @@ class Recorded:
     event: Event
 
 
-def record(
-    session: Session, job_id: str, seq: int, event_type: str, payload: dict[str, Any]
-) -> None:
-    """Insert event number `seq` of `job_id` in the caller's (uncommitted) transaction.
+def record(session: Session, job_id: str, *events: tuple[int, str, dict[str, Any]]) -> None:
+    """Insert `job_id`'s events, each (seq, event_type, payload), in the caller's transaction.
 
-    The caller holds the job row lock and took `seq` from the job's `event_seq`.
+    The caller holds the job row lock and took each seq from the job's `event_seq`.
     """
-    event = Event(event_type=event_type, job_id=job_id, payload=payload, timestamp=utcnow())
-    session.execute(
-        insert(OUTBOX).values(
-            event_id=event.event_id,
-            event_type=event_type,
-            job_id=job_id,
-            seq=seq,
-            payload=payload,
-            created_at=event.timestamp,
-        )
-    )
-    session.info.setdefault(_RECORDED, []).append(Recorded(seq, event))
+    recorded = [
+        Recorded(seq, Event(event_type=kind, job_id=job_id, payload=payload, timestamp=utcnow()))
+        for seq, kind, payload in events
+    ]
+    rows = [
+        {
+            "event_id": r.event.event_id,
+            "event_type": r.event.event_type,
+            "job_id": job_id,
+            "seq": r.seq,
+            "payload": r.event.payload,
+            "created_at": r.event.timestamp,
+        }
+        for r in recorded
+    ]
+    session.connection().execute(_INSERT, rows)
+    session.info.setdefault(_RECORDED, []).extend(recorded)
 
 
 class Outbox:

@@ -14,7 +14,7 @@ from kombu.exceptions import OperationalError
 from sqlalchemy.exc import SQLAlchemyError
 
 from events.outage import Outage
-from gateway import jobs
+from gateway import dispatch
 from gateway.db import Database
 from gateway.models import STAGES, Job, StageRun, StageStatus, utcnow
 from tasks.stages import task_name
@@ -110,7 +110,7 @@ class Pipeline:
             return True
         try:
             with self.database.session() as session:
-                jobs.release_dispatch(session, job.id)
+                dispatch.release_dispatch(session, job.id)
         except SQLAlchemyError as exc:
             log.warning("job %s neither sent nor released (%s); the stalled-job sweep resends it",
                         job.id, exc)  # fmt: skip
@@ -119,7 +119,7 @@ class Pipeline:
     def dispatch(self, job_id: str) -> bool:
         """Claim a pending job no chain was sent for and send it; False if claimed or refused."""
         with self.database.session() as session:
-            job = jobs.claim_dispatch(session, job_id)
+            job = dispatch.claim_dispatch(session, job_id)
         return job is not None and self.start(job)
 
     def dispatch_undispatched(self, grace: float) -> int:
@@ -127,7 +127,7 @@ class Pipeline:
         if not self.outage.worth_trying():
             return 0
         with self.database.session() as session:
-            job_ids = jobs.undispatched_job_ids(
+            job_ids = dispatch.undispatched_job_ids(
                 session, created_before=utcnow() - timedelta(seconds=grace)
             )
         return sum(self.dispatch(job_id) for job_id in job_ids)
@@ -145,13 +145,13 @@ class Pipeline:
             return 0
         bound = utcnow() - timedelta(seconds=bound_seconds)
         with self.database.session() as session:
-            job_ids = jobs.stalled_job_ids(session, updated_before=bound)
+            job_ids = dispatch.stalled_job_ids(session, updated_before=bound)
         return sum(self._resume(job_id, bound, bound_seconds) for job_id in job_ids)
 
     def _resume(self, job_id: str, bound: datetime, idle: float) -> bool:
         """Claim one stalled job, then send its chain from the first unfinished stage."""
         with self.database.session() as session:
-            job = jobs.claim_stalled(session, job_id, updated_before=bound)
+            job = dispatch.claim_stalled(session, job_id, updated_before=bound)
         if job is None:
             return False  # finished, cancelled, or claimed by another relay meanwhile
         done = StageStatus.COMPLETED.value

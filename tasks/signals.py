@@ -7,7 +7,7 @@ from typing import Any
 
 from celery import signals
 
-from gateway import jobs
+from gateway import runs
 from providers import ProviderError
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ def fail_job_after_final_failure(
         log.error("stage %s of job %s crashed", stage, job_id, exc_info=exception)
         message = f"Internal error: {type(exception).__name__}"
     with sender.app.flask_app.extensions["gateway"].database.session() as session:
-        jobs.fail_stage(session, job_id, stage, message)
+        runs.fail_stage(session, job_id, stage, message)
 
 
 @signals.worker_process_init.connect

@@ -11,7 +11,7 @@ from celery.exceptions import Ignore, Reject
 from flask import current_app
 from sqlalchemy.exc import OperationalError
 
-from gateway import jobs
+from gateway import jobs, runs
 from gateway.models import STAGES
 from providers import ProviderError
 from tasks.app import AppContextTask
@@ -43,7 +43,7 @@ def run_stage(task: StageTask, job_id: str, provider_name: str) -> None:
     settings = gateway.settings
     try:
         with gateway.database.session() as session:
-            data = jobs.start_stage(session, job_id, task.stage)
+            data = runs.start_stage(session, job_id, task.stage)
         if data is None:
             log.info(
                 "stage %s of job %s not started: job inactive or stage done", task.stage, job_id
@@ -55,7 +55,7 @@ def run_stage(task: StageTask, job_id: str, provider_name: str) -> None:
         except ProviderError as exc:
             retry_provider_error(task, job_id, exc)
         with gateway.database.session() as session:
-            if not jobs.complete_stage(session, job_id, task.stage, result):
+            if not runs.complete_stage(session, job_id, task.stage, result):
                 log.info(
                     "result of stage %s discarded: job %s no longer processing", task.stage, job_id
                 )
@@ -94,7 +94,7 @@ def retry_provider_error(task: StageTask, job_id: str, exc: ProviderError) -> No
     # Recorded before the retry is published (the task_retry signal fires after): the next
     # attempt may start at once, and its job.stage_started must follow this event.
     with gateway.database.session() as session:
-        if not jobs.record_retry(session, job_id, task.stage, str(exc), round(countdown, 3)):
+        if not runs.record_retry(session, job_id, task.stage, str(exc), round(countdown, 3)):
             log.info("stage %s of job %s not retried: job inactive", task.stage, job_id)
             raise Ignore() from exc
     retry(task, exc, countdown)

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from gateway import jobs
+from gateway import dispatch, jobs
 from gateway.models import Job
 
 FULL_PIPELINE = ["extraction", "analysis", "enrichment"]
@@ -39,6 +39,6 @@ def make_job(session: Session, stages: list[str] | None = None, **fields: Any) -
     }
     values.update(fields)
     job = jobs.create_job(session, **values)
-    jobs.release_dispatch(session, job.id)
+    dispatch.release_dispatch(session, job.id)
     job.dispatched_at = None
     return job

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from gateway import jobs
+from gateway import runs
 from gateway.models import Job, OutboxEvent
 from tests.factories import job_payload, make_job
 from tests.support import wait_until
@@ -35,9 +35,9 @@ def test_cancelling_a_pending_job_skips_every_stage(client, session):
 def test_cancelling_during_analysis_keeps_extraction_and_skips_enrichment(client, session):
     # Given a job whose extraction completed and whose analysis is running
     job = make_job(session)
-    jobs.start_stage(session, job.id, "extraction")
-    jobs.complete_stage(session, job.id, "extraction", {"text": "hello"})
-    jobs.start_stage(session, job.id, "analysis")
+    runs.start_stage(session, job.id, "extraction")
+    runs.complete_stage(session, job.id, "extraction", {"text": "hello"})
+    runs.start_stage(session, job.id, "analysis")
     # When it is cancelled
     response = client.post(f"/api/jobs/{job.id}/cancel")
     # Then the running stage is cancelled, the later one skipped, the earlier result kept
@@ -49,7 +49,7 @@ def test_cancelling_during_analysis_keeps_extraction_and_skips_enrichment(client
     assert stages["enrichment"]["status"] == "skipped"
     assert events(session, job.id)[-1] == ("job.cancelled", {"previous_status": "processing"})
     # And the running stage's late result is discarded
-    assert not jobs.complete_stage(session, job.id, "analysis", {"entities": []})
+    assert not runs.complete_stage(session, job.id, "analysis", {"entities": []})
     assert client.get(f"/api/jobs/{job.id}/").get_json()["status"] == "cancelled"
 
 
@@ -60,11 +60,11 @@ def test_a_finished_job_cannot_be_cancelled_and_records_nothing(client, session,
     if finish == "cancelled":
         assert client.post(f"/api/jobs/{job.id}/cancel/").status_code == 200
     else:
-        jobs.start_stage(session, job.id, "extraction")
+        runs.start_stage(session, job.id, "extraction")
         if finish == "completed":
-            jobs.complete_stage(session, job.id, "extraction", {"text": "x"})
+            runs.complete_stage(session, job.id, "extraction", {"text": "x"})
         else:
-            jobs.fail_stage(session, job.id, "extraction", "boom")
+            runs.fail_stage(session, job.id, "extraction", "boom")
     before = events(session, job.id)
     # When it is cancelled (again)
     response = client.post(f"/api/jobs/{job.id}/cancel/")

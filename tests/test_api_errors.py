@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gateway import jobs
+from gateway import jobs, runs
 from tests.factories import job_payload, make_job
 from tests.support import free_port
 
@@ -170,11 +170,11 @@ def test_cancelling_a_finished_job_is_a_400_naming_its_status(client, session, f
     if finish == "cancelled":
         jobs.cancel_job(session, job.id)
     else:
-        jobs.start_stage(session, job.id, "extraction")
+        runs.start_stage(session, job.id, "extraction")
         if finish == "completed":
-            jobs.complete_stage(session, job.id, "extraction", {"text": "x"})
+            runs.complete_stage(session, job.id, "extraction", {"text": "x"})
         else:
-            jobs.fail_stage(session, job.id, "extraction", "Provider timeout")
+            runs.fail_stage(session, job.id, "extraction", "Provider timeout")
     # When it is cancelled
     response = client.post(f"/api/jobs/{job.id}/cancel/")
     # Then the seed's message comes back and the job is unchanged

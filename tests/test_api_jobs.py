@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from gateway import jobs
+from gateway import runs
 from gateway.models import Job, OutboxEvent
 from tests.factories import DOCUMENT, job_payload, make_job
 from tests.support import free_port, wait_until
@@ -107,12 +107,12 @@ def test_a_job_created_while_the_broker_is_down_is_201_and_waits_pending(make_ap
 def test_the_representation_shows_results_errors_attempts_and_timestamps(client, session):
     # Given a job whose extraction completed and whose analysis failed after two attempts
     job = make_job(session)
-    jobs.start_stage(session, job.id, "extraction")
-    jobs.complete_stage(session, job.id, "extraction", {"text": "hello"})
-    jobs.start_stage(session, job.id, "analysis")
-    jobs.record_retry(session, job.id, "analysis", "Provider timeout", 0.0)
-    jobs.start_stage(session, job.id, "analysis")
-    jobs.fail_stage(session, job.id, "analysis", "Provider timeout")
+    runs.start_stage(session, job.id, "extraction")
+    runs.complete_stage(session, job.id, "extraction", {"text": "hello"})
+    runs.start_stage(session, job.id, "analysis")
+    runs.record_retry(session, job.id, "analysis", "Provider timeout", 0.0)
+    runs.start_stage(session, job.id, "analysis")
+    runs.fail_stage(session, job.id, "analysis", "Provider timeout")
     # When it is read
     body = client.get(f"/api/jobs/{job.id}").get_json()
     # Then every stage shows what happened to it
@@ -130,7 +130,7 @@ def test_the_representation_shows_results_errors_attempts_and_timestamps(client,
 
 def test_a_running_stage_shows_started_with_its_attempt(client, session):
     job = make_job(session, stages=["extraction", "analysis"])
-    jobs.start_stage(session, job.id, "extraction")
+    runs.start_stage(session, job.id, "extraction")
     body = client.get(f"/api/jobs/{job.id}/").get_json()
     assert body["status"] == "processing"
     extraction = body["results"]["stages"]["extraction"]

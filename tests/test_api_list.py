@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from gateway import jobs
+from gateway import jobs, runs
 from gateway.models import Job, utcnow
 from tests.factories import make_job
 
@@ -25,11 +25,11 @@ def finish(session: Any, job_id: str, status: str) -> None:
     if status == "cancelled":
         jobs.cancel_job(session, job_id)
         return
-    jobs.start_stage(session, job_id, "extraction")
+    runs.start_stage(session, job_id, "extraction")
     if status == "completed":
-        jobs.complete_stage(session, job_id, "extraction", {"text": "x"})
+        runs.complete_stage(session, job_id, "extraction", {"text": "x"})
     elif status == "failed":
-        jobs.fail_stage(session, job_id, "extraction", "boom")
+        runs.fail_stage(session, job_id, "extraction", "boom")
 
 
 def ids(response: Any) -> list[str]:

@@ -58,7 +58,9 @@ def test_a_pickled_stage_message_is_refused_and_never_runs(app, session, worker)
     wait_until(lambda: broker_is_idle(app))
 
 
-def test_the_default_worker_process_runs_a_threads_pool_of_thirty_two(app, settings, tmp_path: Path):
+def test_the_default_worker_process_runs_a_threads_pool_of_thirty_two(
+    app, settings, tmp_path: Path
+):
     # Given a real `celery -A worker worker` with the default pool settings
     defaults = Settings.from_env({})
     assert (defaults.worker_pool, defaults.worker_concurrency) == ("threads", 32)

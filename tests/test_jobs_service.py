@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from events.model import TERMINAL_TYPES
-from gateway import jobs
+from gateway import jobs, runs
 from gateway.errors import InvalidTransitionError
 from gateway.models import Job, OutboxEvent
 from tests.factories import make_job
@@ -63,11 +63,11 @@ def test_completing_the_last_stage_races_cancel_and_exactly_one_wins(services, s
     for _ in range(ROUNDS):
         # Given a job whose only stage is running
         job = make_job(session, stages=["extraction"])
-        jobs.start_stage(session, job.id, "extraction")
+        runs.start_stage(session, job.id, "extraction")
         # When a worker completes it while a client cancels it
         completed, cancel = race(
             services,
-            lambda s, j=job.id: jobs.complete_stage(s, j, "extraction", {"text": "x"}),
+            lambda s, j=job.id: runs.complete_stage(s, j, "extraction", {"text": "x"}),
             lambda s, j=job.id: jobs.cancel_job(s, j),
         )
         # Then exactly one of them applied, and the job and its events agree with it
@@ -85,10 +85,10 @@ def test_completing_the_last_stage_races_cancel_and_exactly_one_wins(services, s
 def test_failing_a_stage_races_cancel_and_exactly_one_wins(services, session):
     for _ in range(ROUNDS // 2):
         job = make_job(session, stages=["extraction", "analysis"])
-        jobs.start_stage(session, job.id, "extraction")
+        runs.start_stage(session, job.id, "extraction")
         failed, cancel = race(
             services,
-            lambda s, j=job.id: jobs.fail_stage(s, j, "extraction", "Provider timeout"),
+            lambda s, j=job.id: runs.fail_stage(s, j, "extraction", "Provider timeout"),
             lambda s, j=job.id: jobs.cancel_job(s, j),
         )
         assert failed is not cancelled(cancel)
@@ -101,12 +101,12 @@ def test_a_stage_completed_twice_at_once_records_once(services, session):
     for _ in range(ROUNDS // 2):
         # Given a running stage delivered to two workers
         job = make_job(session, stages=["extraction", "analysis"])
-        jobs.start_stage(session, job.id, "extraction")
+        runs.start_stage(session, job.id, "extraction")
         # When both complete it at the same time
         first, second = race(
             services,
-            lambda s, j=job.id: jobs.complete_stage(s, j, "extraction", {"text": "one"}),
-            lambda s, j=job.id: jobs.complete_stage(s, j, "extraction", {"text": "two"}),
+            lambda s, j=job.id: runs.complete_stage(s, j, "extraction", {"text": "one"}),
+            lambda s, j=job.id: runs.complete_stage(s, j, "extraction", {"text": "two"}),
         )
         # Then one result is stored, with one event, and the job goes on
         assert sorted([first, second]) == [False, True]
@@ -118,9 +118,9 @@ def test_a_stage_completed_twice_at_once_records_once(services, session):
 
 def test_a_duplicate_complete_stage_records_once_and_keeps_the_first_result(session):
     job = make_job(session, stages=["extraction"])
-    jobs.start_stage(session, job.id, "extraction")
-    assert jobs.complete_stage(session, job.id, "extraction", {"text": "first"})
-    assert not jobs.complete_stage(session, job.id, "extraction", {"text": "second"})
+    runs.start_stage(session, job.id, "extraction")
+    assert runs.complete_stage(session, job.id, "extraction", {"text": "first"})
+    assert not runs.complete_stage(session, job.id, "extraction", {"text": "second"})
     job = reload(session, job.id)
     assert job.runs[0].result == {"text": "first"}
     assert event_types(session, job.id) == [
@@ -133,9 +133,9 @@ def test_a_duplicate_complete_stage_records_once_and_keeps_the_first_result(sess
 
 def test_a_finished_stage_redelivered_is_not_started_again(session):
     job = make_job(session, stages=["extraction", "analysis"])
-    jobs.start_stage(session, job.id, "extraction")
-    jobs.complete_stage(session, job.id, "extraction", {"text": "x"})
-    assert jobs.start_stage(session, job.id, "extraction") is None
+    runs.start_stage(session, job.id, "extraction")
+    runs.complete_stage(session, job.id, "extraction", {"text": "x"})
+    assert runs.start_stage(session, job.id, "extraction") is None
     assert reload(session, job.id).runs[0].attempts == 1
 
 
@@ -145,7 +145,7 @@ def test_start_stage_is_refused_after_cancel(session):
     jobs.cancel_job(session, job.id)
     before = event_types(session, job.id)
     # When its first stage is delivered anyway
-    assert jobs.start_stage(session, job.id, "extraction") is None
+    assert runs.start_stage(session, job.id, "extraction") is None
     # Then nothing is recorded and the job stays cancelled
     assert event_types(session, job.id) == before
     job = reload(session, job.id)
@@ -155,12 +155,12 @@ def test_start_stage_is_refused_after_cancel(session):
 
 def test_start_stage_is_refused_on_completed_and_failed_jobs(session):
     done = make_job(session, stages=["extraction"])
-    jobs.start_stage(session, done.id, "extraction")
-    jobs.complete_stage(session, done.id, "extraction", {"text": "x"})
+    runs.start_stage(session, done.id, "extraction")
+    runs.complete_stage(session, done.id, "extraction", {"text": "x"})
     failed = make_job(session, stages=["extraction", "analysis"])
-    jobs.fail_stage(session, failed.id, "extraction", "boom")
-    assert jobs.start_stage(session, done.id, "extraction") is None
-    assert jobs.start_stage(session, failed.id, "analysis") is None
+    runs.fail_stage(session, failed.id, "extraction", "boom")
+    assert runs.start_stage(session, done.id, "extraction") is None
+    assert runs.start_stage(session, failed.id, "analysis") is None
     assert reload(session, done.id).status == "completed"
     assert reload(session, failed.id).status == "failed"
 
@@ -168,11 +168,11 @@ def test_start_stage_is_refused_on_completed_and_failed_jobs(session):
 def test_fail_stage_keeps_earlier_results_and_skips_later_stages(session):
     # Given extraction completed and analysis running
     job = make_job(session)
-    jobs.start_stage(session, job.id, "extraction")
-    jobs.complete_stage(session, job.id, "extraction", {"text": "hello"})
-    jobs.start_stage(session, job.id, "analysis")
+    runs.start_stage(session, job.id, "extraction")
+    runs.complete_stage(session, job.id, "extraction", {"text": "hello"})
+    runs.start_stage(session, job.id, "analysis")
     # When analysis fails for good
-    assert jobs.fail_stage(session, job.id, "analysis", "Provider timeout")
+    assert runs.fail_stage(session, job.id, "analysis", "Provider timeout")
     # Then extraction keeps its result, enrichment never runs, the job says why it failed
     job = reload(session, job.id)
     extraction, analysis, enrichment = job.runs
@@ -186,21 +186,21 @@ def test_fail_stage_keeps_earlier_results_and_skips_later_stages(session):
     )
     assert event_types(session, job.id)[-1] == "job.failed"
     # And a second failure report (another delivery) changes nothing
-    assert not jobs.fail_stage(session, job.id, "analysis", "again")
+    assert not runs.fail_stage(session, job.id, "analysis", "again")
     assert event_types(session, job.id).count("job.failed") == 1
 
 
 def test_a_late_result_after_failure_is_discarded(session):
     job = make_job(session, stages=["extraction", "analysis"])
-    jobs.start_stage(session, job.id, "extraction")
-    jobs.fail_stage(session, job.id, "extraction", "boom")
-    assert not jobs.complete_stage(session, job.id, "extraction", {"text": "late"})
+    runs.start_stage(session, job.id, "extraction")
+    runs.fail_stage(session, job.id, "extraction", "boom")
+    assert not runs.complete_stage(session, job.id, "extraction", {"text": "late"})
     assert reload(session, job.id).runs[0].result is None
 
 
 def test_a_pending_job_can_fail_before_any_stage_started(session):
     job = make_job(session)
-    assert jobs.fail_stage(session, job.id, "extraction", "Internal error: KeyError")
+    assert runs.fail_stage(session, job.id, "extraction", "Internal error: KeyError")
     job = reload(session, job.id)
     assert job.status == "failed"
     assert [run.status for run in job.runs] == ["failed", "skipped", "skipped"]

@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 
 from events.model import TERMINAL_TYPES
-from gateway import jobs
+from gateway import jobs, runs
 from gateway.models import OutboxEvent, utcnow
 from gateway.relay import Relay
 from tests.factories import FULL_PIPELINE, make_job
@@ -37,14 +37,14 @@ def test_an_event_committed_while_redis_is_down_is_appended_later_before_the_job
     # When Redis is down while the first stage starts (the commit succeeds regardless)
     own_redis.stop()
     with services.database.session() as s:
-        assert jobs.start_stage(s, job.id, "extraction") is not None
+        assert runs.start_stage(s, job.id, "extraction") is not None
     assert relay.run_once().published == 0  # still down: the relay keeps it too
     assert unpublished(app) == ["job.created", "job.stage_started"]
 
     # And Redis is back before the stage completes: its events cannot overtake the start
     own_redis.start()
     with services.database.session() as s:
-        assert jobs.complete_stage(s, job.id, "extraction", {"text": "t"})
+        assert runs.complete_stage(s, job.id, "extraction", {"text": "t"})
     assert steps(history(services.redis, stream)[job.id]) == [("job.created",)]
 
     # When the relay passes

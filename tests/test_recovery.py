@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from events.model import TERMINAL_TYPES
-from gateway import jobs
+from gateway import jobs, runs
 from gateway.config import ConfigError, Settings
 from gateway.relay import Relay
 from tests.factories import make_job
@@ -32,9 +32,9 @@ def first_stage_done_next_never_sent(services: Any, stages: list[str] = TWO_STAG
     with services.database.session() as s:
         job_id = make_job(s, stages).id
     with services.database.session() as s:
-        assert jobs.start_stage(s, job_id, stages[0]) is not None
+        assert runs.start_stage(s, job_id, stages[0]) is not None
     with services.database.session() as s:
-        assert jobs.complete_stage(s, job_id, stages[0], {"text": "extracted"})
+        assert runs.complete_stage(s, job_id, stages[0], {"text": "extracted"})
     return job_id
 
 
@@ -80,7 +80,7 @@ def test_a_stage_that_failed_for_good_unrecorded_is_resumed_and_completes(make_a
     with services.database.session() as s:
         job_id = make_job(s, TWO_STAGES).id
     with services.database.session() as s:
-        assert jobs.start_stage(s, job_id, "extraction") is not None
+        assert runs.start_stage(s, job_id, "extraction") is not None
     worker_for(app)
     time.sleep(0.3)
 
@@ -143,9 +143,9 @@ def test_cancelled_and_failed_jobs_are_never_resumed(app):
         jobs.cancel_job(s, cancelled)
     failed = first_stage_done_next_never_sent(services)
     with services.database.session() as s:
-        assert jobs.start_stage(s, failed, "analysis") is not None
+        assert runs.start_stage(s, failed, "analysis") is not None
     with services.database.session() as s:
-        assert jobs.fail_stage(s, failed, "analysis", "provider down")
+        assert runs.fail_stage(s, failed, "analysis", "provider down")
     time.sleep(0.3)
 
     # When the sweep runs

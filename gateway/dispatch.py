@@ -1,0 +1,96 @@
+"""Claims on sending a job's chain: what the pipeline and the relay's sweeps record.
+
+A claim commits before anything is sent, so no transaction is open during a broker call. A job
+is stored already claimed (`jobs.create_job`); a send the broker refused hands it back to the
+relay with `release_dispatch`. A process that dies between a claim and its send leaves the job
+to the stalled-job sweep, which resends from the first unfinished stage; a duplicate chain is
+harmless, since a stage that finished refuses to start again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from gateway.jobs import get_job
+from gateway.models import JOBS, Job, JobStatus, utcnow
+from gateway.transitions import execute
+
+_PENDING = JobStatus.PENDING.value
+
+
+def claim_dispatch(session: Session, job_id: str) -> Job | None:
+    """Claim a pending job that no chain was sent for, and commit; None if already claimed."""
+    claimed = execute(
+        session,
+        update(JOBS)
+        .where(JOBS.c.id == job_id, JOBS.c.dispatched_at.is_(None), JOBS.c.status == _PENDING)
+        .values(dispatched_at=utcnow()),
+    ).rowcount
+    session.commit()
+    return get_job(session, job_id) if claimed else None
+
+
+def release_dispatch(session: Session, job_id: str) -> bool:
+    """Hand a pending job whose chain the broker refused back to the relay, and commit."""
+    released = execute(
+        session,
+        update(JOBS)
+        .where(JOBS.c.id == job_id, JOBS.c.status == _PENDING)
+        .values(dispatched_at=None),
+    ).rowcount
+    session.commit()
+    return bool(released)
+
+
+def undispatched_job_ids(session: Session, *, created_before: Any, limit: int = 100) -> list[str]:
+    """Pending jobs that no chain was handed to the broker for, oldest first."""
+    return list(
+        session.scalars(
+            select(JOBS.c.id)
+            .where(JOBS.c.dispatched_at.is_(None), JOBS.c.created_at < created_before)
+            .where(JOBS.c.status == _PENDING)
+            .order_by(JOBS.c.created_at)
+            .limit(limit)
+        )
+    )
+
+
+def stalled_job_ids(session: Session, *, updated_before: Any, limit: int = 100) -> list[str]:
+    """Jobs that should be moving but that no transition touched since `updated_before`.
+
+    Processing ones, and pending ones whose chain was claimed: a process may have died
+    between storing a job and sending it.
+    """
+    return list(
+        session.scalars(
+            select(JOBS.c.id)
+            .where(_stallable(), JOBS.c.updated_at < updated_before)
+            .order_by(JOBS.c.updated_at)
+            .limit(limit)
+        )
+    )
+
+
+def claim_stalled(session: Session, job_id: str, *, updated_before: Any) -> Job | None:
+    """Touch a stalled job and commit; None if it moved or another relay claimed it.
+
+    The touch resets its idle clock, so a second relay's claim (blocked on the row lock, then
+    re-checking the bound) finds nothing and resends nothing this period. The caller then
+    sends the rest of the chain; if the broker refuses, the next period tries again.
+    """
+    claimed = execute(
+        session,
+        update(JOBS)
+        .where(JOBS.c.id == job_id, _stallable(), JOBS.c.updated_at < updated_before)
+        .values(updated_at=utcnow()),
+    ).rowcount
+    session.commit()
+    return get_job(session, job_id) if claimed else None
+
+
+def _stallable() -> Any:
+    processing = JOBS.c.status == JobStatus.PROCESSING.value
+    return or_(processing, and_(JOBS.c.status == _PENDING, JOBS.c.dispatched_at.is_not(None)))
