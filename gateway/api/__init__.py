@@ -51,6 +51,9 @@ def init_app(app: Flask) -> None:
     )
     # Keep keys in the order the schemas give them (stages in pipeline order).
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    # UTF-8 rather than \u escapes: six bytes per non-ASCII character would multiply the size
+    # of a text in any other script.
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
     api = GatewayApi(app)
     api.register_blueprint(jobs.blp)
     api.register_blueprint(health.blp)
