@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import logging
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 
 from tests.factories import job_payload
 from tests.support import assert_problem, served
+
+SMALL = 8 * 1024  # bytes: what a report of any bad body must stay under
 
 
 def post_raw(client: Any, data: str | bytes) -> Any:
@@ -106,3 +109,117 @@ def test_a_chunked_body_over_the_limit_is_a_413_and_one_within_it_is_read(make_a
         assert len(padded) == 4096
         status, job = chunked_post(base_url, padded)
         assert status == 201, job
+
+
+def test_100000_integers_as_stages_get_a_small_400(client):
+    body = json.dumps(job_payload(pipeline_config={"stages": list(range(100_000))}))
+
+    response = post_raw(client, body)
+
+    problem = assert_problem(response, 400)
+    assert problem["errors"] == {"pipeline_config.stages": ["At most 10 items are allowed."]}
+    assert len(response.get_data()) < SMALL
+
+
+def test_20000_unknown_stage_names_get_a_small_400(client):
+    stages = [f"stage-{i}" for i in range(20_000)]
+
+    response = post_raw(client, json.dumps(job_payload(pipeline_config={"stages": stages})))
+
+    assert_problem(response, 400)
+    assert len(response.get_data()) < SMALL
+
+
+def test_a_report_keeps_20_messages_and_says_how_many_more_there_were(client):
+    # Given a body with 5000 unknown fields, each of them an error
+    body = job_payload(**{f"field_{i}": i for i in range(5000)})
+
+    response = post_raw(client, json.dumps(body))
+
+    # Then the first 20 are reported, and the rest counted
+    problem = assert_problem(response, 400)
+    assert sum(len(messages) for messages in problem["errors"].values()) == 20
+    assert problem["errors_omitted"] == 4980
+    assert "4980 more messages were left out" in problem["detail"]
+    assert len(response.get_data()) < SMALL
+
+
+def test_long_names_and_values_are_cut_in_the_report(client):
+    # Given an unknown field with a 100,000-character name and an unknown stage as long
+    body = job_payload(pipeline_config={"stages": ["extraction", "s" * 100_000]})
+    body["f" * 100_000] = 1
+
+    response = post_raw(client, json.dumps(body))
+
+    # Then both are named, cut short
+    problem = assert_problem(response, 400)
+    [name] = [name for name in problem["errors"] if name.startswith("f")]
+    assert len(name) == 100 and name.endswith("…")
+    [message] = problem["errors"]["pipeline_config"]
+    assert message.startswith("Unknown stage 'sss") and len(message) < 120
+    assert len(response.get_data()) < SMALL
+
+
+def test_a_report_of_non_ascii_input_stays_bounded(client):
+    # Given 50 unknown fields whose long names are emoji (four bytes each in UTF-8)
+    body = job_payload(**{f"{i}" + "\U0001f600" * 1000: 1 for i in range(50)})
+
+    response = post_raw(client, json.dumps(body))
+
+    # Then the report is bounded in bytes too
+    problem = assert_problem(response, 400)
+    assert len(problem["errors"]) == 20
+    assert len(response.get_data()) < 4 * SMALL
+
+
+def b64(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        b64("[" * 5000 + "]" * 5000),
+        b64("[" * 100 + "]" * 100),
+        b64('[[["2026-01-01T00:00:00+00:00"]], "0b5f4c1e-8c1d-4a52-9d53-1c6f1a1b2c3d"]'),
+        b64('{"2026-01-01T00:00:00+00:00": 1, "0b5f4c1e-8c1d-4a52-9d53-1c6f1a1b2c3d": 2}'),
+        b64('["2026-01-01T00:00:00+00:00", "0b5f4c1e-8c1d-4a52-9d53-1c6f1a1b2c3d", 1]'),
+        b64("[1" + "0" * 5000 + ', "x"]'),
+        "A" * 10_000,
+        b64('["2026-01-01T00:00:00+00:00", "0b5f4c1e-8c1d-4a52-9d53-1c6f1a1b2c3d"]') + "!!",
+    ],
+)
+def test_a_cursor_that_is_not_ours_is_a_400(client, caplog, cursor):
+    problem = assert_problem(client.get(f"/api/jobs/?cursor={quote(cursor)}"), 400)
+    assert problem["errors"] == {"cursor": ["Invalid cursor."]}
+    assert no_error_logged(caplog)
+
+
+@pytest.mark.parametrize(
+    ("query", "errors"),
+    [
+        ("&".join(["status=pending"] * 6), {"status": ["At most 5 items are allowed."]}),
+        ("&".join(["status=bogus"] * 100_000), {"status": ["At most 5 items are allowed."]}),
+        ("document_type=" + "t" * 101, {"document_type": ["Longer than maximum length 100."]}),
+    ],
+)
+def test_oversized_list_arguments_are_a_400(client, query, errors):
+    response = client.get(f"/api/jobs/?{query}")
+
+    assert assert_problem(response, 400)["errors"] == errors
+    assert len(response.get_data()) < SMALL
+
+
+def test_control_characters_in_a_path_do_not_reach_the_log(app, caplog):
+    # Given a route that fails unexpectedly, so that the request's path is logged
+    def broken(rest: str) -> str:
+        raise RuntimeError("boom")
+
+    app.add_url_rule("/api/broken/<rest>", view_func=broken)
+
+    # When its path holds a terminal escape sequence and a line break
+    assert_problem(app.test_client().get("/api/broken/%1b%5b2J%0afake%20line"), 500)
+
+    # Then the log line shows them escaped
+    [record] = [r for r in caplog.records if "unexpected error" in r.getMessage()]
+    assert record.getMessage() == "unexpected error on GET /api/broken/\\x1b[2J\\x0afake line"
