@@ -223,3 +223,18 @@ def test_control_characters_in_a_path_do_not_reach_the_log(app, caplog):
     # Then the log line shows them escaped
     [record] = [r for r in caplog.records if "unexpected error" in r.getMessage()]
     assert record.getMessage() == "unexpected error on GET /api/broken/\\x1b[2J\\x0afake line"
+
+
+def test_responses_carry_non_ascii_text_as_utf8(client):
+    response = client.post("/api/jobs/", json=job_payload(document_name="Caf\u00e9 \u65e5\u672c"))
+
+    assert response.status_code == 201
+    assert '"document_name":"Caf\u00e9 \u65e5\u672c"'.encode() in response.get_data()
+
+
+def test_a_lone_surrogate_in_a_stored_value_cannot_break_a_response(app):
+    # PostgreSQL refuses them, but a plug-in provider's result on SQLite could hold one
+    with app.test_request_context():
+        response = app.json.response({"text": "a\ud800b"})
+
+    assert json.loads(response.get_data()) == {"text": "a\ud800b"}
