@@ -37,8 +37,13 @@ def storable_text(value: str) -> None:
         raise ma.ValidationError("Must be valid Unicode text.") from None
 
 
+# What storable_text accepts, as far as a JSON Schema pattern can say it.
+NO_NUL_PATTERN = "^[^\\x00]*$"
+
+
 def _text(**kwargs: Any) -> fields.String:
     length = validate.Length(min=1, max=kwargs.pop("max", None))
+    kwargs["metadata"] = {**kwargs.get("metadata", {}), "pattern": NO_NUL_PATTERN}
     return fields.String(validate=[length, storable_text], **kwargs)
 
 
@@ -123,7 +128,9 @@ class JobListQuerySchema(ma.Schema):
         load_default=list,
         metadata={"description": "Repeat to list jobs in any of several statuses."},
     )
-    document_type = fields.String(validate=[validate.Length(max=100), storable_text])
+    document_type = fields.String(
+        validate=[validate.Length(max=100), storable_text], metadata={"pattern": NO_NUL_PATTERN}
+    )
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
     cursor = fields.String(
         validate=_valid_cursor,
