@@ -36,4 +36,4 @@ bench: $(STAMP) ## Benchmarks: list cost against table size, pipeline throughput
 	$(BIN)/python -m bench.load
 
 clean: ## Remove the virtualenv, caches and the embedded instance data
-	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info

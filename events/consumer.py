@@ -20,6 +20,7 @@ from typing import Any
 
 import redis
 
+from events.display import printable
 from events.model import Event
 from events.outage import Outage
 
@@ -32,21 +33,27 @@ _MAX_PAUSE = 1.0  # seconds between reconnection attempts while Redis is down
 
 
 def summarise(payload: dict[str, Any], width: int = 60) -> str:
-    """The payload as `key=value` pairs on one line; objects show their keys, long values are cut."""
+    """The payload as `key=value` pairs on one line; objects show their keys, long values are cut.
+
+    Values come from clients (a document name): non-printable characters are escaped, so
+    that none reaches the terminal or splits the line.
+    """
     parts = []
-    for key in sorted(payload):
+    for key in sorted(payload, key=str):
         value = payload[key]
         if isinstance(value, dict):
-            text = "{" + ",".join(sorted(map(str, value))) + "}"
+            text = "{" + ",".join(sorted(str(k)[:width] for k in value)) + "}"
         elif isinstance(value, list):
-            text = ",".join(map(str, value))
-        elif isinstance(value, str) and (not value or any(c.isspace() for c in value)):
-            text = json.dumps(value, ensure_ascii=False)  # quotes spaces, escapes newlines
+            text = ",".join(str(item)[:width] for item in value[:width])
+        elif isinstance(value, str):
+            text = value[: width + 1]
+            if not text or any(c.isspace() for c in text):
+                text = json.dumps(text, ensure_ascii=False)  # quotes spaces, escapes newlines
         else:
             text = str(value)
         if len(text) > width:
             text = text[: width - 1] + "…"
-        parts.append(f"{key}={text}")
+        parts.append(f"{printable(str(key)[:width])}={printable(text)}")
     return " ".join(parts)
 
 
@@ -59,9 +66,9 @@ def log_event(event: Event) -> None:
     """The default handler: one log line per event."""
     log.info(
         "%s job=%s event=%s %s",
-        event.event_type,
-        event.job_id,
-        event.event_id,
+        printable(event.event_type),
+        printable(event.job_id),
+        printable(event.event_id),
         summarise(event.payload),
     )
 

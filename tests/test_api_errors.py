@@ -10,24 +10,12 @@ import pytest
 
 from gateway import jobs, runs
 from tests.factories import job_payload, make_job
-from tests.support import free_port
+from tests.support import assert_problem, free_port
 
 INVALID_COMBINATION = (
     "Invalid stage combination. Valid combinations are: ['extraction'], "
     "['extraction', 'analysis'], ['extraction', 'analysis', 'enrichment']."
 )
-
-
-def assert_problem(response: Any, status: int, detail: str | None = None) -> dict[str, Any]:
-    """The response is a problem-details document with this status (and detail)."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/problem+json"
-    body = response.get_json(force=True)
-    assert body["status"] == status
-    assert body["title"] and body["detail"]
-    if detail is not None:
-        assert body["detail"] == detail
-    return body  # type: ignore[no-any-return]
 
 
 def post(client: Any, body: Any) -> Any:

@@ -282,6 +282,32 @@ def test_the_default_handler_logs_one_line_per_event(services, session, caplog):
     ]
 
 
+def test_control_characters_of_a_document_name_are_escaped_in_the_log_line(
+    services, session, caplog
+):
+    # Given a job whose name holds a terminal escape sequence, a bidi override and C1 controls
+    name = "report\x1b]0;owned\x07\x1b[2Jdone\u202etxt.exe\x9b31m"
+    job = make_job(session, document_name=name)
+    consumer = Consumer(services.redis, options(services))
+
+    # When the consumer logs its job.created event
+    with caplog.at_level(logging.INFO, logger="events.consumer"):
+        drain(consumer)
+
+    # Then the line shows every one of them escaped, and holds no control character
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("job.created")]
+    assert f"job={job.id}" in line
+    assert "document_name=report\\x1b]0;owned\\x07\\x1b[2Jdone\\u202etxt.exe\\x9b31m" in line
+    assert line.isprintable()
+
+
+def test_summaries_escape_control_characters_in_keys_lists_and_objects():
+    payload = {"k\x1b": ["a\x1bb", 1], "o": {"x\ny": 1}, "s": "two words\x85"}
+    summary = summarise(payload)
+    assert summary == 'k\\x1b=a\\x1bb,1 o={x\\x0ay} s="two words\\x85"'
+    assert summary.isprintable()
+
+
 def test_payload_summaries_show_object_keys_and_cut_long_values():
     summary = summarise({"stage": "analysis", "result": {"text": "…", "entities": []}, "n": 3})
     assert summary == "n=3 result={entities,text} stage=analysis"

@@ -11,14 +11,17 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import redis
 
 from gateway.config import Settings
+from gateway.launcher import commands, flower_environment
 from tests.factories import make_job
 from tests.support import free_port, wait_until
 
@@ -39,16 +42,24 @@ def numpat(settings: Settings) -> int:
 
 
 class Flower:
-    """A `celery -A worker flower` subprocess on a free port, with basic auth."""
+    """A `celery -A worker flower` subprocess on a free port, with basic auth.
 
-    def __init__(self, settings: Settings) -> None:
-        self.port = free_port()
-        self.credentials = f"ops:{secrets.token_hex(8)}"
-        env = dict(os.environ, **settings_environ(settings))
-        env["FLOWER_BASIC_AUTH"] = self.credentials
+    By default it gets a login of the test's own; `argv` and `env` (with FLOWER_BASIC_AUTH)
+    start it some other way, e.g. as `make run` does.
+    """
+
+    def __init__(
+        self, settings: Settings, argv: list[str] | None = None, env: dict[str, str] | None = None
+    ) -> None:
+        self.port = settings.flower_port if argv else free_port()
+        if env is None:
+            env = dict(os.environ, **settings_environ(settings))
+            env["FLOWER_BASIC_AUTH"] = f"ops:{secrets.token_hex(8)}"
+        self.credentials = env["FLOWER_BASIC_AUTH"]
         self.patterns_before = numpat(settings)
         self.process = subprocess.Popen(
-            [CELERY, "-A", "worker", "flower", "--address=127.0.0.1", f"--port={self.port}"],
+            argv
+            or [CELERY, "-A", "worker", "flower", "--address=127.0.0.1", f"--port={self.port}"],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -58,7 +69,17 @@ class Flower:
         wait_until(lambda: numpat(settings) > self.patterns_before, timeout=30)
 
     def get(self, path: str, auth: str | None = None) -> tuple[int, Any]:
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}")
+        status, body, _headers = self.request("GET", path, auth)
+        return status, body
+
+    def request(
+        self, method: str, path: str, auth: str | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any, Any]:
+        """Status, body (decoded if JSON) and headers of a request to Flower."""
+        data = b"" if method == "POST" else None
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}", data=data, method=method, headers=headers or {}
+        )
         if auth is not None:
             token = base64.b64encode(auth.encode()).decode()
             request.add_header("Authorization", f"Basic {token}")
@@ -66,9 +87,9 @@ class Flower:
             with urllib.request.urlopen(request, timeout=5) as response:
                 body = response.read()
                 is_json = response.headers.get_content_type() == "application/json"
-                return response.status, json.loads(body) if is_json else body
+                return response.status, json.loads(body) if is_json else body, response.headers
         except urllib.error.HTTPError as error:
-            return error.code, None
+            return error.code, None, error.headers
 
     def stop(self) -> None:
         self.process.terminate()
@@ -110,3 +131,37 @@ def test_flower_api_and_ui_need_the_basic_auth_credentials(flower):
     assert flower.get("/", auth=flower.credentials)[0] == 200
     # Health probes stay open, so compose can check Flower without the password.
     assert flower.get("/healthcheck")[0] == 200
+
+
+def test_flower_as_make_run_starts_it_has_a_login_and_refuses_cross_site_requests(settings):
+    # Given Flower started by the launcher's command and environment, without FLOWER_BASIC_AUTH,
+    # with the API on every interface, from a shell that even asks for an open Flower API
+    settings = settings.replace(
+        flower_port=free_port(), flower_basic_auth="", bind_address="0.0.0.0"
+    )
+    shell = dict(os.environ, **settings_environ(settings), FLOWER_UNAUTHENTICATED_API="true")
+    env, url = flower_environment(settings, shell)
+    flower = Flower(settings, argv=commands(settings)["flower"], env=env)
+    try:
+        # Then it listens on loopback only, and the printed URL carries the login of this run
+        listening = [
+            c.laddr.ip
+            for c in psutil.Process(flower.process.pid).net_connections()
+            if c.status == psutil.CONN_LISTEN
+        ]
+        assert listening == ["127.0.0.1"]
+        assert url == f"http://{flower.credentials}@127.0.0.1:{flower.port}/"
+        assert flower.credentials.startswith("admin:") and len(flower.credentials) > 20
+        # Its API needs that login, and grants no other web page access to its answers
+        assert flower.get("/api/tasks")[0] == 401
+        status, _body, headers = flower.request("GET", "/api/tasks", auth=flower.credentials)
+        assert status == 200
+        assert headers.get("Access-Control-Allow-Origin") is None
+        # A request sent from another site is refused even with the login (a browser that
+        # remembers it would send it along): nothing can be started or stopped that way
+        revoke = f"/api/task/revoke/{uuid.uuid4()}"
+        for site in ({"Sec-Fetch-Site": "cross-site"}, {"Origin": "http://attacker.example"}):
+            assert flower.request("POST", revoke, auth=flower.credentials, headers=site)[0] == 403
+        assert flower.request("POST", revoke, auth=flower.credentials)[0] == 200
+    finally:
+        flower.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import json
@@ -25,7 +26,7 @@ import redis
 from sqlalchemy import create_engine, text
 
 from gateway.config import Settings
-from gateway.launcher import commands, redacted
+from gateway.launcher import commands, flower_environment, redacted
 from tests.conftest import TABLES
 from tests.factories import job_payload
 from tests.support import RedisServer, free_port, wait_until
@@ -120,12 +121,16 @@ def listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def http(method: str, url: str, body: dict[str, Any] | None = None) -> tuple[int, Any, Any]:
-    """A curl-like request: status, decoded JSON body (or None), headers."""
+def http(
+    method: str, url: str, body: dict[str, Any] | None = None, auth: str | None = None
+) -> tuple[int, Any, Any]:
+    """A curl-like request: status, decoded JSON body (or None), headers; `auth` is user:password."""
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method)
     if data is not None:
         request.add_header("Content-Type", "application/json")
+    if auth is not None:
+        request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
             payload = response.read()
@@ -238,6 +243,12 @@ def test_make_run_on_postgres_and_redis_runs_a_job_and_ctrl_c_stops_everything(
             launch.wait_for(lambda line=line: launch.find(line), timeout=20)
         assert launch.find(r"migrate +\| database schema is up to date")
         assert http("GET", f"http://127.0.0.1:{launch.flower_port}/healthcheck")[0] == 200
+        # Flower's API needs the login made for this run, printed once with its URL
+        flower = launch.find(rf"Flower http://(admin:[\w-]+)@127\.0\.0\.1:{launch.flower_port}/ ")
+        assert flower, launch.output
+        tasks = f"http://127.0.0.1:{launch.flower_port}/api/tasks"
+        assert http("GET", tasks)[0] == 401
+        assert http("GET", tasks, auth=flower[1])[0] == 200
         launch.remember_processes()
 
         # Then Ctrl-C stops every process it started, and make returns
@@ -352,6 +363,38 @@ def test_the_launcher_prints_urls_without_their_passwords():
     )
     assert redacted("redis://:s3cret@cache:6379/0") == "redis://:***@cache:6379/0"
     assert redacted("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+def test_flower_listens_on_loopback_whatever_the_bind_address():
+    settings = Settings.from_env({"BIND_ADDRESS": "0.0.0.0", "PORT": "8001"})
+    argv = commands(settings)
+    assert "--address=127.0.0.1" in argv["flower"]
+    assert "--bind=0.0.0.0:8001" in argv["api"]
+
+
+def test_without_flower_basic_auth_each_run_gets_a_random_login_and_no_open_api():
+    settings = Settings.from_env({"FLOWER_PORT": "5601"})
+    shell = {"FLOWER_UNAUTHENTICATED_API": "true", "PATH": "/bin"}
+
+    (env, url), (again, _url) = (
+        flower_environment(settings, shell),
+        flower_environment(settings, shell),
+    )
+
+    assert "FLOWER_UNAUTHENTICATED_API" not in env
+    user, _, password = env["FLOWER_BASIC_AUTH"].partition(":")
+    assert user == "admin" and len(password) >= 20
+    assert url == f"http://admin:{password}@127.0.0.1:5601/"
+    assert again["FLOWER_BASIC_AUTH"] != env["FLOWER_BASIC_AUTH"]
+
+
+def test_a_configured_flower_login_is_kept_and_not_printed():
+    settings = Settings.from_env({"FLOWER_BASIC_AUTH": "ops:s3cret", "FLOWER_PORT": "5601"})
+
+    env, url = flower_environment(settings, {"FLOWER_BASIC_AUTH": "ops:s3cret"})
+
+    assert env["FLOWER_BASIC_AUTH"] == "ops:s3cret"
+    assert url == "http://127.0.0.1:5601/"
 
 
 def test_flower_credentials_never_appear_on_a_command_line():

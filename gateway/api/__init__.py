@@ -6,11 +6,31 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api
 
 from gateway.api.errors import PROBLEM_JSON, ProblemSchema, handle_error
 
 SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/"
+
+
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON with keys in the order the schemas give them (stages in pipeline order),
+    and non-ASCII text as UTF-8: six-byte \\u escapes would multiply the size of a text in
+    any other script. A value UTF-8 cannot encode (a lone surrogate) falls back to escapes,
+    so that no stored value can make a response fail.
+    """
+
+    sort_keys = False
+    ensure_ascii = False
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        text = super().dumps(obj, **kwargs)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return super().dumps(obj, **{**kwargs, "ensure_ascii": True})
+        return text
 
 
 class GatewayApi(Api):
@@ -49,8 +69,7 @@ def init_app(app: Flask) -> None:
         OPENAPI_SWAGGER_UI_PATH="docs",
         OPENAPI_SWAGGER_UI_URL=SWAGGER_UI_URL,
     )
-    # Keep keys in the order the schemas give them (stages in pipeline order).
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json = JSONProvider(app)
     api = GatewayApi(app)
     api.register_blueprint(jobs.blp)
     api.register_blueprint(health.blp)

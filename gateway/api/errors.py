@@ -12,6 +12,8 @@ from flask import Response, current_app, request
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
+from events.display import printable
+from gateway.api.messages import MAX_MESSAGES, clip, field_errors
 from gateway.errors import GatewayError, OverloadedError
 
 log = logging.getLogger(__name__)
@@ -27,9 +29,6 @@ DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
     sa_exc.TimeoutError,
 )
 
-# webargs namespaces validation messages by request location; clients see field names only.
-_LOCATION_ROOT = {"json": "body", "query": "query", "querystring": "query", "view_args": "path"}
-
 _DETAILS = {
     400: "The request is invalid.",
     404: "Not found.",
@@ -38,7 +37,14 @@ _DETAILS = {
 
 
 class ProblemSchema(ma.Schema):
-    """RFC 9457 problem details (documentation only; `problem` builds the body)."""
+    """RFC 9457 problem details (documentation only; `problem` builds the body).
+
+    Extension members (e.g. readiness `checks`) may be added: clients ignore those they do
+    not know, as RFC 9457 asks.
+    """
+
+    class Meta:
+        unknown = ma.INCLUDE
 
     type = ma.fields.String(metadata={"example": "about:blank"})
     title = ma.fields.String(metadata={"example": "Bad Request"})
@@ -47,7 +53,12 @@ class ProblemSchema(ma.Schema):
     errors = ma.fields.Dict(
         keys=ma.fields.String(),
         values=ma.fields.List(ma.fields.String()),
-        metadata={"description": "Validation errors: field -> messages (400 only)."},
+        metadata={
+            "description": f"Validation errors: field -> messages (400 only), at most {MAX_MESSAGES}."
+        },
+    )
+    errors_omitted = ma.fields.Integer(
+        metadata={"description": "How many validation messages were left out of `errors`."}
     )
 
 
@@ -88,29 +99,36 @@ def handle_error(error: Exception) -> Response:
     if isinstance(error, DATABASE_UNAVAILABLE) or (
         isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated
     ):
-        log.warning("database unavailable during %s %s: %s", request.method, request.path, error)
+        log.warning("database unavailable during %s: %s", _request_line(), error)
         return problem(
             503,
             "The database is unavailable; try again later.",
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
-    log.error("unexpected error on %s %s", request.method, request.path, exc_info=error)
+    log.error("unexpected error on %s", _request_line(), exc_info=error)
     return problem(500, "An unexpected error occurred.")
+
+
+def _request_line() -> str:
+    """Method and path for a log line: the client chose both, so they are cut and escaped."""
+    return printable(f"{clip(request.method, 20)} {clip(request.path, 200)}")
 
 
 def _http_problem(error: HTTPException) -> Response:
     status = error.code or 500
     if status >= 500:
-        log.error("%s on %s %s", status, request.method, request.path, exc_info=error)
+        log.error("%s on %s", status, _request_line(), exc_info=error)
     data = getattr(error, "data", None) or {}  # webargs' abort() attaches its messages here
     headers = {k: v for k, v in error.get_headers() if k.lower() not in ("content-type",)}
     headers.update(data.get("headers") or {})
     if "messages" in data:
-        errors = field_errors(data["messages"])
-        return problem(status, _validation_detail(data["messages"]), errors=errors, headers=headers)
+        report = field_errors(data["messages"])
+        detail = _validation_detail(data["messages"], report.omitted)
+        extensions = {"errors_omitted": report.omitted} if report.omitted else {}
+        return problem(status, detail, errors=report.errors, headers=headers, **extensions)
     if status == 405:
         allowed = headers.get("Allow", "")
-        detail = f"Method {request.method} is not allowed here; allowed: {allowed}."
+        detail = f"Method {clip(request.method, 20)} is not allowed here; allowed: {allowed}."
     elif status == 413:
         detail = f"The request body exceeds the limit of {current_app.config['MAX_CONTENT_LENGTH']} bytes."
     else:
@@ -118,38 +136,11 @@ def _http_problem(error: HTTPException) -> Response:
     return problem(status, detail, headers=headers)
 
 
-def _validation_detail(messages: Any) -> str:
+def _validation_detail(messages: Any, omitted: int) -> str:
     if isinstance(messages, Mapping) and set(messages) <= {"query", "querystring"}:
-        return "The query string is invalid."
-    return "The request body is invalid."
-
-
-def field_errors(messages: Any) -> dict[str, list[str]]:
-    """Flatten webargs/marshmallow messages into field -> messages, nested fields dotted.
-
-    `{"json": {"pipeline_config": {"_schema": [m]}}}` becomes `{"pipeline_config": [m]}`;
-    errors about the body as a whole (not JSON, not an object) are under `body`.
-    """
-    out: dict[str, list[str]] = {}
-    if isinstance(messages, Mapping) and len(messages) == 1:
-        (location, inner), *_ = messages.items()
-        if location in _LOCATION_ROOT:
-            _flatten(inner, "", _LOCATION_ROOT[location], out)
-            return out
-    _flatten(messages, "", "body", out)
-    return out
-
-
-def _flatten(messages: Any, prefix: str, root: str, out: dict[str, list[str]]) -> None:
-    if isinstance(messages, Mapping):
-        for key, value in messages.items():
-            if key == ma.exceptions.SCHEMA:
-                name = prefix
-            else:
-                name = f"{prefix}.{key}" if prefix else str(key)
-            _flatten(value, name, root, out)
-    elif isinstance(messages, list | tuple):
-        for message in messages:
-            _flatten(message, prefix, root, out)
+        detail = "The query string is invalid."
     else:
-        out.setdefault(prefix or root, []).append(str(messages))
+        detail = "The request body is invalid."
+    if omitted:
+        detail += f" {omitted} more messages were left out; the first {MAX_MESSAGES} are shown."
+    return detail

@@ -10,10 +10,15 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from events.model import isoformat
-from gateway.cursor import decode_cursor
+from gateway.api.messages import clip
+from gateway.cursor import MAX_CURSOR_LENGTH, decode_cursor
 from gateway.errors import InvalidCursorError
 from gateway.jobs import VALID_PIPELINES
 from gateway.models import STAGES, Job, JobStatus, StageRun
+
+# Longest stage list looked at: a valid one has at most 3 stages; a few more still get a
+# message naming what is wrong with each.
+MAX_STAGES = 10
 
 INVALID_COMBINATION = (
     "Invalid stage combination. Valid combinations are: "
@@ -32,9 +37,32 @@ def storable_text(value: str) -> None:
         raise ma.ValidationError("Must be valid Unicode text.") from None
 
 
+# What storable_text accepts, as far as a JSON Schema pattern can say it.
+NO_NUL_PATTERN = "^[^\\x00]*$"
+
+
 def _text(**kwargs: Any) -> fields.String:
     length = validate.Length(min=1, max=kwargs.pop("max", None))
+    kwargs["metadata"] = {**kwargs.get("metadata", {}), "pattern": NO_NUL_PATTERN}
     return fields.String(validate=[length, storable_text], **kwargs)
+
+
+class BoundedList(fields.List):
+    """A list of at most `max_items` items, refused before any item is looked at.
+
+    marshmallow validates every item before the list's own validators run: without this,
+    100,000 wrong items cost 100,000 messages before the length could refuse them.
+    """
+
+    def __init__(self, cls_or_instance: Any, *, max_items: int, **kwargs: Any) -> None:
+        super().__init__(cls_or_instance, **kwargs)
+        self.max_items = max_items
+        self.metadata = {"maxItems": max_items, **self.metadata}
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> list[Any]:
+        if isinstance(value, list | tuple) and len(value) > self.max_items:
+            raise ma.ValidationError(f"At most {self.max_items} items are allowed.")
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
 class UTCDateTime(fields.DateTime):
@@ -47,10 +75,11 @@ class UTCDateTime(fields.DateTime):
 class PipelineConfigSchema(ma.Schema):
     """The stages to run: one of the ordered prefixes of extraction, analysis, enrichment."""
 
-    stages = fields.List(
-        fields.String(),
+    stages = BoundedList(
+        fields.String(metadata={"enum": list(STAGES)}),
+        max_items=MAX_STAGES,
         required=True,
-        metadata={"example": list(STAGES)},
+        metadata={"example": list(STAGES), "enum": [list(stages) for stages in VALID_PIPELINES]},
     )
 
     @ma.validates_schema
@@ -59,7 +88,8 @@ class PipelineConfigSchema(ma.Schema):
         unknown = [s for s in dict.fromkeys(stages) if s not in STAGES]
         duplicated = [s for s, n in Counter(stages).items() if n > 1 and s in STAGES]
         messages = [
-            f"Unknown stage {s!r}. Valid stages are: {', '.join(STAGES)}." for s in unknown
+            f"Unknown stage {clip(s, 40)!r}. Valid stages are: {', '.join(STAGES)}."
+            for s in unknown
         ] + [f"Duplicated stage {s!r}." for s in duplicated]
         if not messages and stages not in VALID_PIPELINES:
             messages.append(INVALID_COMBINATION)
@@ -92,16 +122,24 @@ def _valid_cursor(token: str) -> None:
 class JobListQuerySchema(ma.Schema):
     """Query string of GET /api/jobs/."""
 
-    status = fields.List(
+    status = BoundedList(
         fields.String(validate=validate.OneOf([s.value for s in JobStatus])),
+        max_items=len(JobStatus),
         load_default=list,
         metadata={"description": "Repeat to list jobs in any of several statuses."},
     )
-    document_type = fields.String(validate=storable_text)
+    document_type = fields.String(
+        validate=[validate.Length(max=100), storable_text], metadata={"pattern": NO_NUL_PATTERN}
+    )
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
     cursor = fields.String(
         validate=_valid_cursor,
-        metadata={"description": "`next_cursor` of the previous page."},
+        metadata={
+            "description": "`next_cursor` of the previous page (unpadded URL-safe base64).",
+            "pattern": "^[A-Za-z0-9_-]+$",
+            "minLength": 1,
+            "maxLength": MAX_CURSOR_LENGTH,
+        },
     )
 
 
