@@ -59,7 +59,7 @@ def relay_command(interval: float | None) -> None:
     help="How long one read waits for new entries (also bounds the stop delay).",
 )  # fmt: skip
 @click.option(
-    "--batch", type=click.IntRange(min=1), default=10, show_default=True, help="Entries per read."
+    "--batch", type=click.IntRange(min=1), default=100, show_default=True, help="Entries per read."
 )
 def consume_command(**options: Any) -> None:
     """Read job events with a consumer group and log each one, until SIGTERM/SIGINT."""

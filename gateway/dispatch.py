@@ -14,14 +14,14 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from gateway.jobs import get_job
-from gateway.models import JOBS, Job, JobStatus, utcnow
+from gateway.jobs import JobSnapshot, get_job
+from gateway.models import JOBS, JobStatus, utcnow
 from gateway.transitions import execute
 
 _PENDING = JobStatus.PENDING.value
 
 
-def claim_dispatch(session: Session, job_id: str) -> Job | None:
+def claim_dispatch(session: Session, job_id: str) -> JobSnapshot | None:
     """Claim a pending job that no chain was sent for, and commit; None if already claimed."""
     claimed = execute(
         session,
@@ -74,7 +74,7 @@ def stalled_job_ids(session: Session, *, updated_before: Any, limit: int = 100) 
     )
 
 
-def claim_stalled(session: Session, job_id: str, *, updated_before: Any) -> Job | None:
+def claim_stalled(session: Session, job_id: str, *, updated_before: Any) -> JobSnapshot | None:
     """Touch a stalled job and commit; None if it moved or another relay claimed it.
 
     The touch resets its idle clock, so a second relay's claim (blocked on the row lock, then

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, bindparam, insert, select, tuple_, union_all
@@ -23,7 +24,6 @@ from gateway.models import (
     RUNS,
     Job,
     JobStatus,
-    StageRun,
     StageStatus,
     new_id,
     utcnow,
@@ -52,6 +52,41 @@ _CANCEL_RUNNING = runs_update(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class RunSnapshot:
+    """A stage run as stored when it was read (same fields as StageRun)."""
+
+    job_id: str
+    position: int
+    name: str
+    status: str
+    task_id: str
+    attempts: int
+    result: dict[str, Any] | None
+    error: str | None
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobSnapshot:
+    """A job and its runs as stored when they were read (same fields as Job): cheap to build,
+    nothing to track."""
+
+    id: str
+    document_name: str
+    document_type: str
+    document_content: str
+    stages: list[str]
+    status: str
+    error_stage: str | None
+    error_message: str | None
+    dispatched_at: datetime | None
+    event_seq: int
+    created_at: datetime
+    updated_at: datetime
+    runs: list[RunSnapshot]
+
+
 @dataclass(frozen=True)
 class Page:
     """One page of jobs, newest first, and the cursor of the next page (None on the last)."""
@@ -64,7 +99,7 @@ class Page:
 class Cancellation:
     """A cancelled job and the Celery task ids of its stages that had not finished."""
 
-    job: Job
+    job: JobSnapshot
     unfinished_task_ids: list[str]
 
 
@@ -75,7 +110,7 @@ def create_job(
     document_type: str,
     document_content: str,
     stages: list[str],
-) -> Job:
+) -> JobSnapshot:
     """Store a pending job, its stage runs and `job.created` in one transaction; return it.
 
     The job is stored already claimed for dispatch: the caller sends its chain right after
@@ -84,8 +119,13 @@ def create_job(
     if stages not in VALID_PIPELINES:
         raise ValueError(f"invalid pipeline {stages!r}")
     now = utcnow()
-    job = Job(
-        id=new_id(),
+    job_id = new_id()
+    runs = [
+        RunSnapshot(job_id, i, name, StageStatus.PENDING.value, new_id(), 0, None, None, None)
+        for i, name in enumerate(stages)
+    ]
+    job = JobSnapshot(
+        id=job_id,
         document_name=document_name,
         document_type=document_type,
         document_content=document_content,
@@ -97,38 +137,21 @@ def create_job(
         event_seq=1,
         created_at=now,
         updated_at=now,
+        runs=runs,
     )
-    job.runs = [
-        StageRun(
-            job_id=job.id,
-            position=i,
-            name=name,
-            status=StageStatus.PENDING.value,
-            task_id=new_id(),
-            attempts=0,
-            result=None,
-            error=None,
-            updated_at=None,
-        )
-        for i, name in enumerate(stages)
-    ]
-    # Plain inserts: the job returned is the one built here, so the ORM has nothing to track.
     connection = session.connection()
     connection.execute(_INSERT_JOB, {c.name: getattr(job, c.name) for c in JOBS.columns})
-    connection.execute(
-        _INSERT_RUNS, [{c.name: getattr(r, c.name) for c in RUNS.columns} for r in job.runs]
-    )
+    connection.execute(_INSERT_RUNS, [asdict(run) for run in runs])
     payload = {"document_name": document_name, "document_type": document_type, "stages": stages}
     record(session, job.id, (1, ev.JOB_CREATED, payload))
     session.commit()
     return job
 
 
-def get_job(session: Session, job_id: str) -> Job:
-    """The job with this id and its runs, as stored now; JobNotFoundError if none.
+def get_job(session: Session, job_id: str) -> JobSnapshot:
+    """The job with this id and its runs, as stored now, read in one statement.
 
-    A malformed id is not found either. The job is read in one statement and detached
-    from the session: callers only read it.
+    JobNotFoundError if there is none, a malformed id included.
     """
     try:
         uuid.UUID(job_id)
@@ -137,12 +160,13 @@ def get_job(session: Session, job_id: str) -> Job:
     rows = session.connection().execute(_JOB_WITH_RUNS, {"job": job_id}).all()
     if not rows:
         raise JobNotFoundError()
-    job = Job(**{c.name: getattr(rows[0], c.name) for c in JOBS.columns})
-    job.runs = [
-        StageRun(job_id=job_id, **{c.name[4:]: getattr(row, c.name) for c in _RUN_COLUMNS})
+    runs = [
+        RunSnapshot(
+            job_id=job_id, **{c.name[len("run_") :]: getattr(row, c.name) for c in _RUN_COLUMNS}
+        )
         for row in rows
     ]
-    return job
+    return JobSnapshot(**{c.name: getattr(rows[0], c.name) for c in JOBS.columns}, runs=runs)
 
 
 def list_jobs(

@@ -16,7 +16,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from events.outage import Outage
 from gateway import dispatch
 from gateway.db import Database
-from gateway.models import STAGES, Job, StageRun, StageStatus, utcnow
+from gateway.jobs import JobSnapshot, RunSnapshot
+from gateway.models import STAGES, StageStatus, utcnow
 from tasks.stages import task_name
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,10 @@ NEXT_STAGE_RETRY = {
 
 
 def build_chain(
-    celery: Celery, job: Job, providers: dict[str, str], runs: list[StageRun] | None = None
+    celery: Celery,
+    job: JobSnapshot,
+    providers: dict[str, str],
+    runs: list[RunSnapshot] | None = None,
 ) -> Signature:
     """Immutable signatures, one per stage (or per run of `runs`), with the runs' task ids.
 
@@ -100,7 +104,7 @@ class Pipeline:
             self._queued = (now, queued)
         return queued < self.max_queued
 
-    def start(self, job: Job, runs: list[StageRun] | None = None) -> bool:
+    def start(self, job: JobSnapshot, runs: list[RunSnapshot] | None = None) -> bool:
         """Send the chain of a job claimed for dispatch; never raises.
 
         If the broker refuses it, a pending job goes back to the relay (`release_dispatch`);

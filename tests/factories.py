@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from gateway import dispatch, jobs
-from gateway.models import Job
+from gateway.jobs import JobSnapshot
 
 FULL_PIPELINE = ["extraction", "analysis", "enrichment"]
 DOCUMENT = "Hi, my name is Gabriela, I want to cancel my subscription. SubscriptionID 2342"
@@ -25,7 +25,7 @@ def job_payload(**overrides: Any) -> dict[str, Any]:
     return body
 
 
-def make_job(session: Session, stages: list[str] | None = None, **fields: Any) -> Job:
+def make_job(session: Session, stages: list[str] | None = None, **fields: Any) -> JobSnapshot:
     """A pending job stored through the service layer (with its `job.created` event), unsent.
 
     The API sends a new job's chain right after storing it; here the test chooses when, with
@@ -40,5 +40,4 @@ def make_job(session: Session, stages: list[str] | None = None, **fields: Any) -
     values.update(fields)
     job = jobs.create_job(session, **values)
     dispatch.release_dispatch(session, job.id)
-    job.dispatched_at = None
-    return job
+    return jobs.get_job(session, job.id)

@@ -13,7 +13,7 @@ from gateway.api.parsing import Blueprint
 from gateway.api.schemas import JobCreateSchema, JobListQuerySchema, JobPageSchema, JobSchema
 from gateway.db import Database
 from gateway.errors import OverloadedError
-from gateway.models import Job
+from gateway.jobs import JobSnapshot
 
 BUSY_RETRY_AFTER = 2  # seconds a client is asked to wait while the queues are full
 
@@ -53,7 +53,7 @@ class Jobs(MethodView):
     @_problem(413, "Body larger than MAX_CONTENT_LENGTH")
     @_problem(415, "Content-Type is not application/json")
     @_problem(503, "Too many jobs waiting, or the database unreachable (see Retry-After)")
-    def post(self, body: dict[str, Any]) -> tuple[Job, dict[str, str]]:
+    def post(self, body: dict[str, Any]) -> tuple[JobSnapshot, dict[str, str]]:
         """Create a job and hand its pipeline to the workers; returns before any stage runs."""
         pipeline = current_app.extensions["pipeline"]
         if not pipeline.has_room():
@@ -78,7 +78,7 @@ class JobById(MethodView):
 
     @blp.response(200, JobSchema)
     @_problem(404, "No job has this id")
-    def get(self, job_id: str) -> Job:
+    def get(self, job_id: str) -> JobSnapshot:
         """The job with its status and the results of every stage so far."""
         with _database().reader() as session:
             return jobs.get_job(session, job_id)
@@ -88,7 +88,7 @@ class JobById(MethodView):
 @blp.response(200, JobSchema)
 @_problem(400, "The job already finished")
 @_problem(404, "No job has this id")
-def cancel(job_id: str) -> Job:
+def cancel(job_id: str) -> JobSnapshot:
     """Cancel a pending or processing job; stages not yet run are revoked."""
     with _database().session() as session:
         cancellation = jobs.cancel_job(session, job_id)

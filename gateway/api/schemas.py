@@ -13,7 +13,7 @@ from events.model import isoformat
 from gateway.api.messages import clip
 from gateway.cursor import MAX_CURSOR_LENGTH, decode_cursor
 from gateway.errors import InvalidCursorError
-from gateway.jobs import VALID_PIPELINES
+from gateway.jobs import VALID_PIPELINES, JobSnapshot, RunSnapshot
 from gateway.models import STAGES, Job, JobStatus, StageRun
 
 # Longest stage list looked at: a valid one has at most 3 stages; a few more still get a
@@ -180,8 +180,8 @@ class JobSchema(ma.Schema):
     updated_at = UTCDateTime()
 
     @ma.pre_dump
-    def represent(self, job: Job, **kwargs: Any) -> dict[str, Any]:
-        """Lay a Job row out as the contract's representation."""
+    def represent(self, job: Job | JobSnapshot, **kwargs: Any) -> dict[str, Any]:
+        """Lay a job out as the contract's representation."""
         return {
             "id": job.id,
             "document_name": job.document_name,
@@ -199,7 +199,7 @@ class JobSchema(ma.Schema):
         }
 
 
-def _stage(run: StageRun) -> dict[str, Any]:
+def _stage(run: StageRun | RunSnapshot) -> dict[str, Any]:
     stage: dict[str, Any] = {"status": run.status}
     if run.result is not None:
         stage["results"] = run.result
