@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -141,7 +141,9 @@ def create_job(
     )
     connection = session.connection()
     connection.execute(_INSERT_JOB, {c.name: getattr(job, c.name) for c in JOBS.columns})
-    connection.execute(_INSERT_RUNS, [asdict(run) for run in runs])
+    connection.execute(
+        _INSERT_RUNS, [{c.name: getattr(r, c.name) for c in RUNS.columns} for r in runs]
+    )
     payload = {"document_name": document_name, "document_type": document_type, "stages": stages}
     record(session, job.id, (1, ev.JOB_CREATED, payload))
     session.commit()
