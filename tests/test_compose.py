@@ -16,7 +16,8 @@ import yaml
 from gateway.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-GATEWAY_SERVICES = {"migrate", "api", "worker", "relay", "consumer", "flower"}
+WORKERS = {"worker-extraction": "extraction", "worker-io": "analysis,enrichment"}
+GATEWAY_SERVICES = {"migrate", "api", *WORKERS, "relay", "consumer", "flower"}
 AFTER_MIGRATE = {
     "migrate": "service_completed_successfully",
     "redis": "service_healthy",
@@ -38,16 +39,18 @@ def assert_the_whole_system(config: dict[str, Any]) -> None:
     services = config["services"]
     assert set(services) == {"postgres", "redis"} | GATEWAY_SERVICES
     assert conditions(services["migrate"]) == {"postgres": "service_healthy"}
-    for name in ("api", "worker", "relay", "consumer"):
+    for name in ("api", *WORKERS, "relay", "consumer"):
         assert conditions(services[name]) == AFTER_MIGRATE, name
     assert conditions(services["flower"]) == {"redis": "service_healthy"}
-    for name in ("postgres", "redis", "api", "worker", "flower"):
+    for name in ("postgres", "redis", "api", *WORKERS, "flower"):
         assert services[name]["healthcheck"]["test"], name
     assert "/readyz" in " ".join(services["api"]["healthcheck"]["test"])
     assert "/healthcheck" in " ".join(services["flower"]["healthcheck"]["test"])
     assert services["redis"]["command"][-2:] == ["--appendonly", "yes"]
     assert services["api"]["command"][:2] == ["gunicorn", "wsgi:app"]
-    assert services["worker"]["command"][:4] == ["celery", "-A", "worker", "worker"]
+    for name, queues in WORKERS.items():  # every stage's queue has a worker
+        assert services[name]["command"][:4] == ["celery", "-A", "worker", "worker"], name
+        assert f"--queues={queues}" in services[name]["command"], name
     assert services["relay"]["command"] == ["gateway", "relay"]
     assert services["consumer"]["command"] == ["gateway", "consume"]
     assert services["flower"]["command"][:4] == ["celery", "-A", "worker", "flower"]
