@@ -75,7 +75,10 @@ class Phase:
 def bare_app(settings: Settings) -> Celery:
     """A Celery app with the gateway's configuration and three tasks that only sleep."""
     app = Celery("bench_bare", set_as_current=False)
-    app.config_from_object(celeryconfig.from_settings(settings))
+    config = celeryconfig.from_settings(settings)
+    # The same queues as the gateway's stages, so the same worker setup consumes them.
+    config["task_routes"] = {f"bench.bare.{stage}": {"queue": stage} for stage in LATENCIES}
+    app.config_from_object(config)
     clients: list[redis.Redis] = []
 
     def sleeper(stage: str, last: bool) -> None:
