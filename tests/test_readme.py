@@ -1,15 +1,15 @@
-"""The README documents every setting, with its default."""
+"""The configuration reference documents every setting, with its default."""
 
 import dataclasses
 from pathlib import Path
 
 from gateway.config import Settings
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+REFERENCE = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 
 
 def _configuration_rows() -> dict[str, str]:
-    section = README.read_text().split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    section = REFERENCE.read_text().split("# Configuration", 1)[1].split("\n## ", 1)[0]
     rows: dict[str, str] = {}
     for line in section.splitlines():
         if line.startswith("| `"):
