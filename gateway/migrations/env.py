@@ -1,7 +1,6 @@
 """Alembic environment: runs migrations against the URL the caller configured."""
 
 from alembic import context
-from sqlalchemy import pool
 
 from gateway.db import make_engine
 from gateway.models import Base
@@ -18,7 +17,6 @@ def run_migrations_offline() -> None:
 
 def run_migrations_online() -> None:
     engine = make_engine(config.get_main_option("sqlalchemy.url") or "")
-    engine.pool = pool.NullPool(engine.pool._creator)
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata)
         with context.begin_transaction():
