@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
+# Bytes of UTF-8 up to which an extracted text is inlined in its job (INLINE_TEXT_LIMIT).
+DEFAULT_INLINE_TEXT_LIMIT = 65_536
 
 
 class ConfigError(ValueError):
@@ -117,6 +119,11 @@ class Settings:
     retry_backoff_max: float = _env("RETRY_BACKOFF_MAX", _non_negative(float), default=30.0)
     stage_time_limit: float = _env("STAGE_TIME_LIMIT", _positive(float), default=30.0)
     max_content_length: int = _env("MAX_CONTENT_LENGTH", _positive(int), default=10 * 1024 * 1024)
+    # Bytes of UTF-8 up to which a stage's output text is inlined in its result; a longer one
+    # is stored once and referenced, so that jobs, lists and events stay small (docs/limits.md).
+    inline_text_limit: int = _env(
+        "INLINE_TEXT_LIMIT", _positive(int), default=DEFAULT_INLINE_TEXT_LIMIT
+    )
     broker_visibility_timeout: int = _env("BROKER_VISIBILITY_TIMEOUT", _positive(int), default=300)
     worker_pool: str = _env("WORKER_POOL", _choice("threads", "prefork", "solo"), default="threads")
     worker_concurrency: int = _env("WORKER_CONCURRENCY", _positive(int), default=32)

@@ -40,3 +40,12 @@ class OverloadedError(GatewayError):
     def __init__(self, retry_after: int) -> None:
         super().__init__("Too many jobs are waiting to be processed; try again later.")
         self.retry_after = retry_after
+
+
+class TextNotFoundError(GatewayError):
+    """The job exists but has no extracted text (yet): its extraction has not completed."""
+
+    status = 404
+
+    def __init__(self) -> None:
+        super().__init__("The job has no extracted text: its extraction has not completed.")

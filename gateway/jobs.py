@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, bindparam, insert, select, tuple_, union_all
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from events import model as ev
 from gateway.cursor import decode_cursor, encode_cursor
@@ -40,9 +40,13 @@ VALID_PIPELINES = (
 _INSERT_JOB = insert(JOBS)
 _INSERT_RUNS = insert(RUNS)
 _RUN_COLUMNS = [c.label(f"run_{c.name}") for c in RUNS.columns if c.name != "job_id"]
+# Reads leave the document out: it may be megabytes, no representation shows it, and the
+# extraction stage reads it itself.
+_JOB_COLUMNS = [c for c in JOBS.columns if c.name != "document_content"]
+_WITHOUT_DOCUMENT = defer(Job.document_content, raiseload=True)
 # A job and its runs in one statement.
 _JOB_WITH_RUNS = (
-    select(JOBS, *_RUN_COLUMNS)
+    select(*_JOB_COLUMNS, *_RUN_COLUMNS)
     .join_from(JOBS, RUNS, RUNS.c.job_id == JOBS.c.id)
     .where(JOBS.c.id == bindparam("job"))
     .order_by(RUNS.c.position)
@@ -75,7 +79,7 @@ class JobSnapshot:
     id: str
     document_name: str
     document_type: str
-    document_content: str
+    document_content: str | None  # None when read back: reads leave the document out
     stages: list[str]
     status: str
     error_stage: str | None
@@ -153,7 +157,8 @@ def create_job(
 def get_job(session: Session, job_id: str) -> JobSnapshot:
     """The job with this id and its runs, as stored now, read in one statement.
 
-    JobNotFoundError if there is none, a malformed id included.
+    JobNotFoundError if there is none, a malformed id included. Its document is not read
+    (None here).
     """
     try:
         uuid.UUID(job_id)
@@ -168,7 +173,8 @@ def get_job(session: Session, job_id: str) -> JobSnapshot:
         )
         for row in rows
     ]
-    return JobSnapshot(**{c.name: getattr(rows[0], c.name) for c in JOBS.columns}, runs=runs)
+    columns = {c.name: getattr(rows[0], c.name) for c in _JOB_COLUMNS}
+    return JobSnapshot(**columns, document_content=None, runs=runs)
 
 
 def list_jobs(
@@ -179,7 +185,10 @@ def list_jobs(
     limit: int = 50,
     cursor: str | None = None,
 ) -> Page:
-    """A page of jobs, newest first; each status is read from its own index range, then merged."""
+    """A page of jobs, newest first; each status is read from its own index range, then merged.
+
+    The jobs' documents are not read: touching one raises.
+    """
     order = (Job.created_at.desc(), Job.id.desc())
 
     def ranged(query: Select[Any]) -> Select[Any]:
@@ -197,7 +206,7 @@ def list_jobs(
         query = select(Job).where(Job.id.in_(ids)).order_by(*order).limit(limit + 1)
     else:
         query = ranged(select(Job).where(Job.status.in_(statuses)) if statuses else select(Job))
-    jobs = session.scalars(query).all()
+    jobs = session.scalars(query.options(_WITHOUT_DOCUMENT)).all()
     if len(jobs) <= limit:
         return Page(jobs, None)
     last = jobs[limit - 1]

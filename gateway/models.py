@@ -1,4 +1,4 @@
-"""Typed SQLAlchemy models: a job, its stage runs, and the event outbox."""
+"""Typed SQLAlchemy models: a job, its stage runs, their large texts, and the event outbox."""
 
 from __future__ import annotations
 
@@ -130,6 +130,20 @@ class StageRun(Base):
     job: Mapped[Job] = relationship(back_populates="runs")
 
 
+class StageText(Base):
+    """A stage's output text too large to inline in its result (see `gateway.texts`).
+
+    Stored once, here: the stage's result and its `job.stage_completed` event carry a
+    reference to it instead. Nothing loads it with the job.
+    """
+
+    __tablename__ = "stage_texts"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    stage: Mapped[str] = mapped_column(String(32), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+
+
 class OutboxEvent(Base):
     """An event recorded in the transaction of the change it reports, appended to the stream later."""
 
@@ -163,3 +177,4 @@ class OutboxEvent(Base):
 JOBS = cast(Table, Job.__table__)
 RUNS = cast(Table, StageRun.__table__)
 OUTBOX = cast(Table, OutboxEvent.__table__)
+TEXTS = cast(Table, StageText.__table__)

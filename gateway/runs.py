@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, bindparam, select
+from sqlalchemy import JSON, and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from events import model as ev
+from gateway import texts
+from gateway.config import DEFAULT_INLINE_TEXT_LIMIT
 from gateway.models import (
     ACTIVE_JOB_STATUSES,
     JOBS,
     RUNS,
+    TEXTS,
     JobStatus,
     StageStatus,
 )
@@ -30,10 +33,13 @@ _START_RUN = runs_update(
     attempts=RUNS.c.attempts + 1,
     error=None,
 ).returning(RUNS.c.attempts, RUNS.c.position)
-# A stage's input: the document for the first stage, the previous stage's output for the others.
+# A stage's input: the document for the first stage, the previous stage's output for the
+# others, with its text if that was stored apart (see gateway.texts).
 _DOCUMENT = select(JOBS.c.document_content).where(JOBS.c.id == bindparam("job"))
-_PREVIOUS_OUTPUT = select(RUNS.c.result).where(
-    RUNS.c.job_id == bindparam("job"), RUNS.c.position == bindparam("position") - 1
+_PREVIOUS_OUTPUT = (
+    select(RUNS.c.result, TEXTS.c.text)
+    .outerjoin(TEXTS, and_(TEXTS.c.job_id == RUNS.c.job_id, TEXTS.c.stage == RUNS.c.name))
+    .where(RUNS.c.job_id == bindparam("job"), RUNS.c.position == bindparam("position") - 1)
 )
 _RETRY_JOB = job_update(_PROCESSING)
 _RETRY_RUN = runs_update((StageStatus.STARTED,), error=bindparam("message")).returning(
@@ -72,8 +78,13 @@ def start_stage(session: Session, job_id: str, stage: str) -> Any | None:
         session.rollback()
         return None
     record(session, job_id, (seq, ev.STAGE_STARTED, {"stage": stage, "attempt": run.attempts}))
-    read_input = _PREVIOUS_OUTPUT if run.position else _DOCUMENT
-    stage_input = execute(session, read_input, job=job_id, position=run.position).scalar()
+    if run.position:
+        previous = execute(session, _PREVIOUS_OUTPUT, job=job_id, position=run.position).one()
+        stage_input = previous.result
+        if previous.text is not None:
+            stage_input = texts.with_text(previous.result, previous.text)
+    else:
+        stage_input = execute(session, _DOCUMENT, job=job_id).scalar()
     session.commit()
     return stage_input
 
@@ -95,20 +106,31 @@ def record_retry(session: Session, job_id: str, stage: str, error: str, countdow
     return True
 
 
-def complete_stage(session: Session, job_id: str, stage: str, result: dict[str, Any]) -> bool:
+def complete_stage(
+    session: Session,
+    job_id: str,
+    stage: str,
+    result: dict[str, Any],
+    *,
+    inline_text_limit: int = DEFAULT_INLINE_TEXT_LIMIT,
+) -> bool:
     """Store a stage's result; the last stage completes the job. False if the result is discarded.
 
-    Discarded when the job was cancelled or failed meanwhile, or when a duplicate delivery
-    already completed the stage.
+    An extracted text over `inline_text_limit` bytes is stored once, apart, and the result and
+    its event carry a reference instead (`gateway.texts`). Discarded when the job was
+    cancelled or failed meanwhile, or when a duplicate delivery already completed the stage.
     """
+    recorded, text = texts.reference(job_id, stage, result, inline_text_limit)
     job = execute(session, _TOUCH_JOB, job=job_id).first()
     if (
         not job
-        or not execute(session, _COMPLETE_RUN, job=job_id, stage=stage, output=result).rowcount
+        or not execute(session, _COMPLETE_RUN, job=job_id, stage=stage, output=recorded).rowcount
     ):
         session.rollback()
         return False
-    events = [(job.event_seq, ev.STAGE_COMPLETED, {"stage": stage, "result": result})]
+    if text is not None:
+        texts.store(session, job_id, stage, text)
+    events = [(job.event_seq, ev.STAGE_COMPLETED, {"stage": stage, "result": recorded})]
     if job.stages[-1] == stage:
         seq = take_seq(session, _COMPLETE_JOB, job=job_id)
         events.append((seq, ev.JOB_COMPLETED, {"stages": list(job.stages)}))

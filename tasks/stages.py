@@ -55,7 +55,10 @@ def run_stage(task: StageTask, job_id: str, provider_name: str) -> None:
         except ProviderError as exc:
             retry_provider_error(task, job_id, exc)
         with gateway.database.session() as session:
-            if not runs.complete_stage(session, job_id, task.stage, result):
+            completed = runs.complete_stage(
+                session, job_id, task.stage, result, inline_text_limit=settings.inline_text_limit
+            )
+            if not completed:
                 log.info(
                     "result of stage %s discarded: job %s no longer processing", task.stage, job_id
                 )

@@ -27,7 +27,7 @@ from tests.support import RedisServer
 PG_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 )
-TABLES = ("outbox_events", "stage_runs", "jobs")
+TABLES = ("outbox_events", "stage_texts", "stage_runs", "jobs")
 
 # Property-based tests and the API fuzz run the same examples on every run (a failure can be
 # replayed) and keep no example database; a shared, loaded machine makes timing deadlines flaky.

@@ -33,6 +33,7 @@ FUZZED = {
     "GET /api/jobs/": (POSITIVE, NEGATIVE),
     "POST /api/jobs/": (POSITIVE, NEGATIVE),
     "GET /api/jobs/{job_id}/": (POSITIVE,),
+    "GET /api/jobs/{job_id}/text/": (POSITIVE,),
     "POST /api/jobs/{job_id}/cancel/": (POSITIVE,),
     "GET /healthz": (POSITIVE,),
     "GET /readyz": (POSITIVE,),
@@ -45,14 +46,20 @@ def api_schema(app: object) -> schemathesis.schemas.BaseSchema:
 
 @pytest.fixture
 def stored_jobs(session) -> list[Job]:
-    """A stored job in each status, so that reads, lists and cancels meet real ones."""
-    pending, completed, failed, cancelled = (make_job(session, ["extraction"]) for _ in range(4))
-    for job in (completed, failed):
+    """A stored job in each status, so that reads, lists and cancels meet real ones; of the
+    completed ones, one shows its text inline and one refers to it."""
+    pending, completed, referenced, failed, cancelled = (
+        make_job(session, ["extraction"]) for _ in range(5)
+    )
+    for job in (completed, referenced, failed):
         runs.start_stage(session, job.id, "extraction")
     runs.complete_stage(session, completed.id, "extraction", {"text": "Hi", "stats": {"words": 1}})
+    runs.complete_stage(
+        session, referenced.id, "extraction", {"text": "Hi there"}, inline_text_limit=4
+    )
     runs.fail_stage(session, failed.id, "extraction", "Provider timeout")
     jobs.cancel_job(session, cancelled.id)
-    return [pending, completed, failed, cancelled]
+    return [pending, completed, referenced, failed, cancelled]
 
 
 def test_every_documented_operation_is_fuzzed(app):

@@ -1,13 +1,16 @@
-"""The job resource: create, list, read and cancel. Views stay thin; gateway.jobs does the work."""
+"""The job resource: create, list, read and cancel, and a job's extracted text.
+
+Views stay thin; gateway.jobs and gateway.texts do the work.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
+from flask import Response, current_app
 from flask.views import MethodView
 
-from gateway import jobs
+from gateway import jobs, texts
 from gateway.api.errors import PROBLEM_JSON, ProblemSchema
 from gateway.api.parsing import Blueprint
 from gateway.api.schemas import JobCreateSchema, JobListQuerySchema, JobPageSchema, JobSchema
@@ -82,6 +85,30 @@ class JobById(MethodView):
         """The job with its status and the results of every stage so far."""
         with _database().reader() as session:
             return jobs.get_job(session, job_id)
+
+
+@blp.route("/<job_id>/text/")
+class JobText(MethodView):
+    """A job's extracted text, whole."""
+
+    @blp.response(
+        200,
+        {"type": "string"},
+        content_type="text/plain",
+        description="The text, UTF-8 (`text/plain; charset=utf-8`)",
+    )
+    @_problem(404, "No job has this id, or its extraction has not completed")
+    def get(self, job_id: str) -> Response:
+        """The whole text the extraction stage produced; 404 until that stage completed.
+
+        Served whether the job shows it inline (`text`) or refers to it (`text_ref`).
+        """
+        with _database().reader() as session:
+            text = texts.read_text(session, job_id)
+        # A lone surrogate (a plug-in's text on SQLite) has no UTF-8 form: it becomes "?"
+        # rather than a failed response.
+        body = text.encode("utf-8", "replace")
+        return current_app.response_class(body, mimetype="text/plain")
 
 
 @blp.route("/<job_id>/cancel/", methods=["POST"])

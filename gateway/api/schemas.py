@@ -11,10 +11,12 @@ from marshmallow import fields, validate
 
 from events.model import isoformat
 from gateway.api.messages import clip
+from gateway.config import DEFAULT_INLINE_TEXT_LIMIT
 from gateway.cursor import MAX_CURSOR_LENGTH, decode_cursor
 from gateway.errors import InvalidCursorError
 from gateway.jobs import VALID_PIPELINES, JobSnapshot, RunSnapshot
 from gateway.models import STAGES, Job, JobStatus, StageRun
+from gateway.texts import PREVIEW_LENGTH
 
 # Longest stage list looked at: a valid one has at most 3 stages; a few more still get a
 # message naming what is wrong with each.
@@ -143,20 +145,87 @@ class JobListQuerySchema(ma.Schema):
     )
 
 
+class AsStored(fields.Nested):
+    """A stage's output, shown as stored; the nested schema documents it.
+
+    Providers may return fields the schema does not name (plug-ins do): dumping through the
+    schema would drop them.
+    """
+
+    # Nested renames Field's first parameter: no signature satisfies both for mypy.
+    def _serialize(self, nested_obj: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        return nested_obj
+
+
+class ExtractionResultSchema(ma.Schema):
+    """Output of the extraction stage: the text inline, or a reference to it when it is large."""
+
+    class Meta:
+        unknown = ma.INCLUDE
+
+    text = fields.String(
+        metadata={
+            "description": "The extracted text, when it takes at most INLINE_TEXT_LIMIT bytes "
+            f"of UTF-8 ({DEFAULT_INLINE_TEXT_LIMIT} by default); a larger text is referenced "
+            "instead (`text_ref`, `text_length`, `text_preview`)."
+        }
+    )
+    text_ref = fields.String(
+        metadata={
+            "description": "Where the whole text is served (text/plain; charset=utf-8), for "
+            "a text over INLINE_TEXT_LIMIT bytes.",
+            "example": "/api/jobs/7f0c2a4e-8d1b-4c55-9f0e-2a7c1b3d4e5f/text/",
+        }
+    )
+    text_length = fields.Integer(
+        metadata={"description": "Characters of the referenced text.", "example": 2000000}
+    )
+    text_preview = fields.String(
+        metadata={"description": f"The first {PREVIEW_LENGTH} characters of the referenced text."}
+    )
+    stats = fields.Dict(
+        metadata={
+            "description": "Counts of the whole text: characters, words, sentences, lines.",
+            "example": {"characters": 78, "words": 13, "sentences": 2, "lines": 1},
+        }
+    )
+    truncated = fields.Boolean(
+        metadata={"description": "Present (true) when only a prefix of the content was read."}
+    )
+
+
 class StageSchema(ma.Schema):
     """One stage of a job: its status and, once present, output, error, time and attempts."""
 
     status = fields.String(metadata={"example": "completed"})
-    results = fields.Dict(metadata={"description": "The stage's output, once completed."})
+    results: fields.Field = fields.Dict(
+        metadata={"description": "The stage's output, once completed."}
+    )
     error = fields.String(metadata={"description": "Why the stage failed."})
     timestamp = UTCDateTime(metadata={"description": "Last change of the stage (UTC)."})
     attempts = fields.Integer()
 
 
+class ExtractionStageSchema(StageSchema):
+    """The extraction stage of a job: its output is the document's text."""
+
+    results = AsStored(
+        ExtractionResultSchema, metadata={"description": "The stage's output, once completed."}
+    )
+
+
+class PipelineStagesSchema(ma.Schema):
+    """The configured stages, in pipeline order (a stage not configured is absent)."""
+
+    extraction = fields.Nested(ExtractionStageSchema)
+    analysis = fields.Nested(StageSchema)
+    enrichment = fields.Nested(StageSchema)
+
+
 class JobResultsSchema(ma.Schema):
     """Every configured stage, in pipeline order."""
 
-    stages = fields.Dict(keys=fields.String(), values=fields.Nested(StageSchema))
+    stages = fields.Nested(PipelineStagesSchema)
 
 
 class JobErrorSchema(ma.Schema):
