@@ -25,10 +25,11 @@ run: $(STAMP) ## Run API, worker, relay, consumer and Flower in the foreground (
 test: $(STAMP) ## Run the whole suite against real PostgreSQL and Redis
 	$(BIN)/pytest
 
-lint: $(STAMP) ## Ruff (lint and format check) and mypy
+lint: $(STAMP) ## Ruff (lint and format check), mypy, and the import layers (import-linter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(STAMP) ## Benchmarks: list cost against table size, pipeline throughput, whole-system load
 	$(BIN)/python -m bench.list_jobs
