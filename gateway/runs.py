@@ -12,11 +12,15 @@ from sqlalchemy import JSON, bindparam, select
 from sqlalchemy.orm import Session
 
 from events import model as ev
+from gateway.errors import JobNotFoundError
+from gateway.jobs import get_job
 from gateway.models import (
     ACTIVE_JOB_STATUSES,
     JOBS,
     RUNS,
+    Job,
     JobStatus,
+    StageRun,
     StageStatus,
 )
 from gateway.outbox import record
@@ -76,6 +80,34 @@ def start_stage(session: Session, job_id: str, stage: str) -> Any | None:
     stage_input = execute(session, read_input, job=job_id, position=run.position).scalar()
     session.commit()
     return stage_input
+
+
+def unsent_rest(session: Session, job_id: str, stage: str) -> tuple[Job, list[StageRun]] | None:
+    """The job and its runs after `stage` if a delivery of completed `stage` must send them again.
+
+    A worker that dies (or loses the broker) after complete_stage commits, before it publishes
+    the next stage, leaves its job processing with the next stage pending, and its message
+    unacknowledged: the broker delivers the completed stage again. That delivery sends the rest
+    of the chain, with the runs' task ids, as the stalled-job sweep would, but at once. None
+    unless the job is processing, `stage` completed and the next stage has not begun: once it
+    has, the chain went on, and sending it again would only run stages twice. A copy sent in
+    the moment between a live worker's commit and its publish is harmless too: of two copies
+    of a stage only one complete_stage records, and a copy that comes later is refused.
+    """
+    try:
+        job = get_job(session, job_id)
+    except JobNotFoundError:
+        return None
+    names = [run.name for run in job.runs]
+    if job.status != JobStatus.PROCESSING.value or stage not in names:
+        return None
+    index = names.index(stage)
+    finished, rest = job.runs[index], job.runs[index + 1 :]
+    if finished.status != StageStatus.COMPLETED.value or not rest:
+        return None
+    if rest[0].status != StageStatus.PENDING.value:
+        return None
+    return job, rest
 
 
 def record_retry(session: Session, job_id: str, stage: str, error: str, countdown: float) -> bool:

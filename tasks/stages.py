@@ -37,13 +37,27 @@ def run_stage(task: StageTask, job_id: str, provider_name: str) -> None:
     """Run one attempt of `task.stage` for the job; Celery retries provider errors and database outages.
 
     Raises Ignore, which stops the chain, when the job was cancelled or failed, or when this
-    delivery is a duplicate of a stage that already finished.
+    delivery is a duplicate of a stage that already finished. A stage delivered again after it
+    completed, whose next stage never began (its worker died in between), first sends the rest
+    of the chain (runs.unsent_rest).
     """
     gateway = current_app.extensions["gateway"]
     settings = gateway.settings
     try:
         with gateway.database.session() as session:
             data = runs.start_stage(session, job_id, task.stage)
+            unsent = runs.unsent_rest(session, job_id, task.stage) if data is None else None
+        if unsent is not None:
+            job, rest = unsent
+            current_app.extensions["pipeline"].start(job, rest)
+            log.warning(
+                "stage %s of job %s delivered again after it completed, its next stage unsent: "
+                "sent the stages from %s",
+                task.stage,
+                job_id,
+                rest[0].name,
+            )
+            raise Ignore()
         if data is None:
             log.info(
                 "stage %s of job %s not started: job inactive or stage done", task.stage, job_id

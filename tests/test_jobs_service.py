@@ -139,6 +139,42 @@ def test_a_finished_stage_redelivered_is_not_started_again(session):
     assert reload(session, job.id).runs[0].attempts == 1
 
 
+def test_a_completed_stage_whose_next_stage_never_began_hands_back_the_rest_of_its_chain(session):
+    # Given extraction completed, and its worker died before it sent the analysis
+    job = make_job(session)
+    runs.start_stage(session, job.id, "extraction")
+    runs.complete_stage(session, job.id, "extraction", {"text": "x"})
+
+    # When the extraction is delivered again, it is refused and hands back the stages after it
+    assert runs.start_stage(session, job.id, "extraction") is None
+    unsent = runs.unsent_rest(session, job.id, "extraction")
+    assert unsent is not None
+    stored, rest = unsent
+    assert stored.id == job.id
+    assert [(r.name, r.task_id) for r in rest] == [(r.name, r.task_id) for r in job.runs[1:]]
+
+    # But once the analysis began, the chain went on: nothing is handed back
+    runs.start_stage(session, job.id, "analysis")
+    assert runs.unsent_rest(session, job.id, "extraction") is None
+
+
+def test_no_rest_is_handed_back_for_an_unfinished_stage_or_a_finished_job(session):
+    running = make_job(session)
+    runs.start_stage(session, running.id, "extraction")
+    cancelled_job = make_job(session)
+    runs.start_stage(session, cancelled_job.id, "extraction")
+    runs.complete_stage(session, cancelled_job.id, "extraction", {"text": "x"})
+    jobs.cancel_job(session, cancelled_job.id)
+    done = make_job(session, stages=["extraction"])
+    runs.start_stage(session, done.id, "extraction")
+    runs.complete_stage(session, done.id, "extraction", {"text": "x"})
+
+    assert runs.unsent_rest(session, running.id, "extraction") is None
+    assert runs.unsent_rest(session, cancelled_job.id, "extraction") is None
+    assert runs.unsent_rest(session, done.id, "extraction") is None
+    assert runs.unsent_rest(session, "9e2c4c1e-0000-4000-8000-000000000000", "extraction") is None
+
+
 def test_start_stage_is_refused_after_cancel(session):
     # Given a cancelled job
     job = make_job(session)
