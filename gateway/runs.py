@@ -150,12 +150,19 @@ def complete_stage(session: Session, job_id: str, stage: str, result: dict[str, 
 
 
 def fail_stage(session: Session, job_id: str, stage: str, message: str) -> bool:
-    """Fail `stage` and its job for good: later stages are skipped, earlier results kept."""
+    """Fail `stage` and its job for good: later stages are skipped, earlier results kept.
+
+    Refused (False, nothing recorded) unless the job is active and the stage pending or
+    started: a completed stage keeps its result and its job goes on, whatever a stale copy of
+    it that ran out of attempts, or a chain whose next stage could not be published, reports.
+    """
     seq = take_seq(session, _FAIL_JOB, job=job_id, stage=stage, message=message)
-    if not seq:
+    if (
+        not seq
+        or not execute(session, _FAIL_RUN, job=job_id, stage=stage, message=message).rowcount
+    ):
         session.rollback()
         return False
-    execute(session, _FAIL_RUN, job=job_id, stage=stage, message=message)
     execute(session, SKIP_PENDING, job=job_id)
     record(session, job_id, (seq, ev.JOB_FAILED, {"stage": stage, "error": message}))
     session.commit()

@@ -226,6 +226,29 @@ def test_fail_stage_keeps_earlier_results_and_skips_later_stages(session):
     assert event_types(session, job.id).count("job.failed") == 1
 
 
+def test_a_completed_stage_cannot_be_failed_and_its_job_goes_on(session):
+    # Given extraction completed and the job processing
+    job = make_job(session)
+    runs.start_stage(session, job.id, "extraction")
+    runs.complete_stage(session, job.id, "extraction", {"text": "hello"})
+    before = event_types(session, job.id)
+
+    # When a failure is reported for the extraction (a stale copy that ran out of attempts)
+    assert not runs.fail_stage(session, job.id, "extraction", "Provider timeout")
+
+    # Then nothing changed: the stage keeps its result, the job is still processing
+    job = reload(session, job.id)
+    assert job.status == "processing"
+    assert (job.error_stage, job.error_message) == (None, None)
+    assert [(r.status, r.error) for r in job.runs] == [
+        ("completed", None),
+        ("pending", None),
+        ("pending", None),
+    ]
+    assert job.runs[0].result == {"text": "hello"}
+    assert event_types(session, job.id) == before
+
+
 def test_a_late_result_after_failure_is_discarded(session):
     job = make_job(session, stages=["extraction", "analysis"])
     runs.start_stage(session, job.id, "extraction")

@@ -3,6 +3,7 @@ of the next stage, stale duplicates that run out of attempts, and what counts as
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -12,14 +13,52 @@ import pytest
 
 from events import model as ev
 from gateway.models import Job
+from providers import ProviderError
+from providers.analysis import DefaultAnalyzer
+from providers.enrichment import DefaultEnricher
+from providers.registry import register
+from tasks.pipeline import build_chain
 from tests.factories import make_job
 from tests.support import (
+    TaskEvents,
     WorkerProcess,
+    broker_is_idle,
     job_events,
     load_job,
     settled_events,
     wait_for_job,
+    wait_until,
 )
+
+
+@register("analysis", "second-copy-fails-late")
+class SecondCopyFailsLateAnalyzer(DefaultAnalyzer):
+    """The first call for a text answers after 0.3 s; a later call (a duplicate's) fails after
+    1.2 s, long after the first one's result was stored."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.seen: set[str] = set()
+        self.lock = threading.Lock()
+
+    def process(self, data: Any, *, timeout: float) -> dict[str, Any]:
+        text = str((data or {}).get("text", ""))
+        with self.lock:
+            first_call = text not in self.seen
+            self.seen.add(text)
+        time.sleep(0.3 if first_call else 1.2)
+        if not first_call:
+            raise ProviderError(f"{type(self).__name__} failed: the duplicate's call")
+        return self.compute(data)
+
+
+@register("enrichment", "steady")
+class SteadyEnricher(DefaultEnricher):
+    """The default enricher, taking a steady 2.5 s: the job stays processing meanwhile."""
+
+    def process(self, data: Any, *, timeout: float) -> dict[str, Any]:
+        time.sleep(2.5)
+        return self.compute(data)
 
 
 def create(app: Any, stages: list[str] | None = None) -> Job:
@@ -97,3 +136,35 @@ def test_a_worker_killed_between_a_stage_commit_and_the_next_publish_is_resumed_
         "enrichment",
     ]
     print(f"\njob completed {finished_after:.1f} s after the worker was killed")
+
+
+def test_a_stale_duplicate_that_runs_out_of_attempts_does_not_fail_a_completed_stage(
+    make_app, worker_for
+):
+    # Given no provider retries, an analysis whose first call succeeds, and a slow enrichment
+    app = make_app(
+        analyzer_provider="second-copy-fails-late", enricher_provider="steady", stage_max_retries=0
+    )
+    worker_for(app)
+    job = create(app)
+    analysis = job.runs[1]
+    with TaskEvents(app.extensions["celery"]) as task_events:
+        assert app.extensions["pipeline"].dispatch(job.id)
+        wait_until(lambda: load_job(app, job.id).runs[1].status == "started")
+
+        # When a duplicate of the analysis starts while the original runs, and fails for good
+        # (no retries left) after the original completed the stage
+        providers = app.extensions["gateway"].settings.providers
+        build_chain(app.extensions["celery"], job, providers, [analysis]).apply_async()
+        wait_until(lambda: task_events.of_type("task-failed", analysis.task_id), timeout=10)
+
+        # Then the analysis stays completed and the job goes on to complete
+        stored = wait_for_job(app, job.id, "completed", "failed", timeout=10)
+        wait_until(lambda: broker_is_idle(app))
+    assert stored.status == "completed"
+    assert [(r.status, r.error) for r in stored.runs] == [("completed", None)] * 3
+    assert stored.runs[1].result is not None
+    events = settled_events(app, job.id)
+    assert ev.JOB_FAILED not in {e.event_type for e in events}
+    assert stage_event_counts(app, job.id)[(ev.STAGE_COMPLETED, "analysis")] == 1
+    assert events[-1].event_type == ev.JOB_COMPLETED
