@@ -19,9 +19,14 @@ from tasks.app import AppContextTask
 log = logging.getLogger(__name__)
 
 
+# 2**64 times any base worth configuring is past any cap; a larger power of two would not even
+# convert to a float (OverflowError from retry 1024 on, which a long database outage reaches).
+_MAX_EXPONENT = 64
+
+
 def backoff(retries: int, base: float, maximum: float) -> float:
     """Seconds before retry number `retries + 1`: exponential, capped, with full jitter."""
-    return random.uniform(0, min(maximum, base * 2**retries))
+    return random.uniform(0, min(maximum, base * 2.0 ** min(retries, _MAX_EXPONENT)))
 
 
 class StageTask(AppContextTask):
