@@ -106,6 +106,7 @@ def create_job(
             status=StageStatus.PENDING.value,
             task_id=new_id(),
             attempts=0,
+            failures=0,
             result=None,
             error=None,
             updated_at=None,

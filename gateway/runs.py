@@ -40,8 +40,11 @@ _PREVIOUS_OUTPUT = select(RUNS.c.result).where(
     RUNS.c.job_id == bindparam("job"), RUNS.c.position == bindparam("position") - 1
 )
 _RETRY_JOB = job_update(_PROCESSING)
-_RETRY_RUN = runs_update((StageStatus.STARTED,), error=bindparam("message")).returning(
-    RUNS.c.attempts
+_RETRY_RUN = runs_update(
+    (StageStatus.STARTED,), error=bindparam("message"), failures=RUNS.c.failures + 1
+).returning(RUNS.c.attempts)
+_FAILURES = select(RUNS.c.failures).where(
+    RUNS.c.job_id == bindparam("job"), RUNS.c.name == bindparam("stage")
 )
 _TOUCH_JOB = job_update(_PROCESSING).returning(JOBS.c.stages)
 _COMPLETE_RUN = runs_update(
@@ -110,8 +113,18 @@ def unsent_rest(session: Session, job_id: str, stage: str) -> tuple[Job, list[St
     return job, rest
 
 
+def provider_failures(session: Session, job_id: str, stage: str) -> int:
+    """How many provider failures of `stage` were retried so far: what bounds its retries.
+
+    Only record_retry counts one. A rerun that no provider failure caused (a redelivery after
+    a worker died, a duplicate delivery, a retry after a database outage) starts an attempt
+    but uses up no retry.
+    """
+    return int(execute(session, _FAILURES, job=job_id, stage=stage).scalar() or 0)
+
+
 def record_retry(session: Session, job_id: str, stage: str, error: str, countdown: float) -> bool:
-    """Note a failed attempt that will be retried after `countdown` seconds."""
+    """Note a provider failure that will be retried after `countdown` seconds, and count it."""
     seq = take_seq(session, _RETRY_JOB, job=job_id)
     run = (
         execute(session, _RETRY_RUN, job=job_id, stage=stage, message=error).first()

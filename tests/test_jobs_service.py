@@ -175,6 +175,22 @@ def test_no_rest_is_handed_back_for_an_unfinished_stage_or_a_finished_job(sessio
     assert runs.unsent_rest(session, "9e2c4c1e-0000-4000-8000-000000000000", "extraction") is None
 
 
+def test_only_a_retried_provider_failure_counts_toward_the_retries_not_a_rerun(session):
+    # Given an extraction started three times (a redelivery, then a duplicate)
+    job = make_job(session)
+    for _ in range(3):
+        runs.start_stage(session, job.id, "extraction")
+    assert runs.provider_failures(session, job.id, "extraction") == 0
+
+    # When its provider fails and the failure is retried
+    assert runs.record_retry(session, job.id, "extraction", "Provider timeout", 0.5)
+    runs.start_stage(session, job.id, "extraction")
+
+    # Then one failure counts, while every start is an attempt
+    assert runs.provider_failures(session, job.id, "extraction") == 1
+    assert reload(session, job.id).runs[0].attempts == 4
+
+
 def test_start_stage_is_refused_after_cancel(session):
     # Given a cancelled job
     job = make_job(session)

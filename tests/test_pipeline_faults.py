@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from events import model as ev
+from gateway import runs
 from gateway.models import Job
 from providers import ProviderError
 from providers.analysis import DefaultAnalyzer
@@ -167,4 +168,39 @@ def test_a_stale_duplicate_that_runs_out_of_attempts_does_not_fail_a_completed_s
     events = settled_events(app, job.id)
     assert ev.JOB_FAILED not in {e.event_type for e in events}
     assert stage_event_counts(app, job.id)[(ev.STAGE_COMPLETED, "analysis")] == 1
+    assert events[-1].event_type == ev.JOB_COMPLETED
+
+
+def test_provider_retries_are_bounded_by_provider_failures_not_by_reruns(make_app, worker_for):
+    # Given one provider retry allowed, an analyzer whose first call for a text fails, and a job
+    # whose analysis already began once without a provider failure (its worker died mid-call)
+    app = make_app(
+        analyzer_provider="flaky-once",
+        extra_provider_modules="tests.outage_providers",
+        stage_max_retries=1,
+    )
+    services = app.extensions["gateway"]
+    job = create(app)
+    with services.database.session() as session:
+        assert runs.start_stage(session, job.id, "extraction") is not None
+    with services.database.session() as session:
+        assert runs.complete_stage(session, job.id, "extraction", {"text": "Hi, I am Ada."})
+    with services.database.session() as session:
+        assert runs.start_stage(session, job.id, "analysis") is not None
+    worker_for(app)
+
+    # When the analysis is delivered again and its provider then fails once
+    assert app.extensions["pipeline"].start(job, job.runs[1:])
+
+    # Then that one failure is retried (the rerun did not use up the retry) and the job completes
+    stored = wait_for_job(app, job.id, "completed", "failed")
+    assert stored.status == "completed", stored.error_message
+    assert [(r.name, r.attempts) for r in stored.runs] == [
+        ("extraction", 1),
+        ("analysis", 3),
+        ("enrichment", 1),
+    ]
+    events = settled_events(app, job.id)
+    retries = [e.payload for e in events if e.event_type == ev.STAGE_RETRYING]
+    assert [(p["stage"], p["attempt"]) for p in retries] == [("analysis", 2)]
     assert events[-1].event_type == ev.JOB_COMPLETED
