@@ -146,6 +146,9 @@ class Settings:
     consumer_claim_idle: float = _env("CONSUMER_CLAIM_IDLE", _positive(float), default=60.0)
     consumer_max_deliveries: int = _env("CONSUMER_MAX_DELIVERIES", _positive(int), default=5)
     dead_letter_stream: str = _env("DEAD_LETTER_STREAM", default="job_events:dead")
+    # Approximate bound of the dead-letter stream (XADD MAXLEN ~): a flood of bad entries
+    # must not fill Redis' memory; the newest letters are kept.
+    dead_letter_maxlen: int = _env("DEAD_LETTER_MAXLEN", _positive(int), default=10_000)
     redis_timeout: float = _env("REDIS_TIMEOUT", _positive(float), default=1.0)
     log_level: str = _env("LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR"), default="INFO")
     bind_address: str = _env("BIND_ADDRESS", default="127.0.0.1")

@@ -29,6 +29,7 @@ def test_defaults_match_the_documented_contract():
     assert settings.stage_time_limit == 30.0
     assert settings.max_content_length == 10 * 1024 * 1024
     assert settings.broker_visibility_timeout == 300
+    assert settings.dead_letter_maxlen == 10_000
 
 
 def test_values_are_read_from_the_environment_and_coerced():
@@ -38,12 +39,14 @@ def test_values_are_read_from_the_environment_and_coerced():
             "ANALYSIS_FAILURE_RATE": "0.25",
             "PROVIDER_LATENCY_SCALE": "0",
             "EVENTS_STREAM": "s",
+            "DEAD_LETTER_MAXLEN": "500",
         }
     )
     assert settings.port == 9001
     assert settings.analysis_failure_rate == 0.25
     assert settings.provider_latency_scale == 0.0
     assert settings.events_stream == "s"
+    assert settings.dead_letter_maxlen == 500
 
 
 @pytest.mark.parametrize(
@@ -55,6 +58,7 @@ def test_values_are_read_from_the_environment_and_coerced():
         ("STAGE_MAX_RETRIES", "-1"),
         ("PROVIDER_LATENCY_SCALE", "fast"),
         ("WORKER_POOL", "eventlet"),
+        ("DEAD_LETTER_MAXLEN", "0"),
     ],
 )
 def test_a_bad_value_stops_startup_naming_the_variable(variable, value):
