@@ -337,12 +337,18 @@ def test_a_process_that_keeps_dying_is_restarted_with_backoff_then_stops_everyth
 def test_a_consumer_killed_once_is_restarted_and_the_api_keeps_answering(
     launches, postgres_url, redis_server: RedisServer
 ):
-    # Given make run up and answering
+    # Given make run up and answering, its consumer reading
     env = launcher_environ(DATABASE_URL=postgres_url, REDIS_URL=redis_server.url(db=9))
     launch = Launch(env, argv=[sys.executable, "-m", "gateway.launcher"])
     launches.append(launch)
     base = f"http://127.0.0.1:{launch.port}"
+    reading = re.compile(r"consumer +\| .*consumer consumer-1 of group \S+ reading")
+
+    def consumers_reading() -> int:
+        return len([line for line in launch.lines if reading.search(line)])
+
     launch.wait_for(lambda: http("GET", f"{base}/readyz")[0] == 200, timeout=40)
+    launch.wait_for(lambda: consumers_reading() == 1, timeout=20)
     first = started(launch)["consumer"]
 
     # When the consumer is killed
@@ -353,8 +359,7 @@ def test_a_consumer_killed_once_is_restarted_and_the_api_keeps_answering(
     assert launch.wait_for(lambda: started(launch)["consumer"] != first, timeout=20)
     assert launch.find(r"consumer exited on its own \(rc=-9\); restarting it in 0\.5 s")
     assert http("GET", f"{base}/readyz")[0] == 200
-    reading = re.compile(r"consumer +\| .*consumer consumer-1 of group \S+ reading")
-    launch.wait_for(lambda: len([x for x in launch.lines if reading.search(x)]) == 2, timeout=20)
+    launch.wait_for(lambda: consumers_reading() == 2, timeout=20)
 
     # And Ctrl-C still stops everything, with exit status 0
     launch.remember_processes()
