@@ -17,8 +17,8 @@ def from_settings(settings: Settings) -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         "broker_connection_timeout": settings.redis_timeout,
         "broker_transport_options": {
-            # Above the longest stage run and the longest retry countdown (checked in Settings),
-            # else a stage still running or waiting would be delivered a second time.
+            # Above the longest retry countdown plus the longest stage run (checked in Settings),
+            # else a stage still waiting or running would be delivered a second time.
             "visibility_timeout": settings.broker_visibility_timeout,
             # kombu sweeps unacked messages every ~100 s by default; a dead worker's stage
             # should come back soon after its visibility timeout instead.
@@ -54,7 +54,7 @@ def from_settings(settings: Settings) -> dict[str, Any]:
         "task_ignore_result": True,
         "task_store_errors_even_if_ignored": False,
         # Providers honour STAGE_TIME_LIMIT themselves; this hard limit (prefork only) is a backstop.
-        "task_time_limit": settings.stage_time_limit * 2 + 10,
+        "task_time_limit": settings.hard_time_limit,
         # Flower's task views: the workers' own events (Flower turns them on anyway), and
         # optionally a publish per stage message sent, to list queued stages too.
         "worker_send_task_events": True,

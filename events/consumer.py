@@ -5,7 +5,8 @@ whose handler raised stays pending and comes back through XAUTOCLAIM once it has
 `claim_idle` seconds, whichever consumer of the group claims it (dead consumers' entries come
 back the same way). Redis counts every delivery; an entry delivered `max_deliveries` times
 without success is copied to the dead-letter stream and acknowledged, so one bad entry never
-blocks the group. An entry that cannot be parsed is dead-lettered at once: a retry cannot fix it.
+blocks the group. An entry that cannot be parsed is dead-lettered at once, whatever the parser
+raised: a retry cannot fix it. The dead-letter stream is trimmed to an approximate bound.
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ class ConsumerOptions:
     dead_letter_stream: str
     claim_idle: float = 60.0  # seconds an entry stays pending before another consumer claims it
     max_deliveries: int = 5
+    dead_letter_maxlen: int = 10_000  # approximate bound of the dead-letter stream (MAXLEN ~)
     block_ms: int = 1000
     batch: int = 10
 
@@ -263,7 +265,8 @@ class Consumer:
             return
         try:
             event = Event.from_fields(fields)
-        except (KeyError, TypeError, ValueError) as exc:
+        except Exception as exc:  # whatever the parser raises (a payload nested too deep
+            # raises RecursionError): a retry cannot fix the entry, and it must not stop us
             self.dead_letter(entry_id, fields, deliveries, f"malformed entry: {exc!r}")
             return
         try:
@@ -285,7 +288,8 @@ class Consumer:
     def dead_letter(
         self, entry_id: str, fields: dict[str, str], deliveries: int, reason: str
     ) -> None:
-        """Copy the entry to the dead-letter stream and ack it, atomically (MULTI)."""
+        """Copy the entry to the dead-letter stream (trimmed to about its bound) and ack it,
+        atomically (MULTI)."""
         o = self.options
         letter: dict[Any, Any] = {
             **fields,
@@ -296,7 +300,7 @@ class Consumer:
             "deliveries": str(deliveries),
         }
         pipe = self.client.pipeline(transaction=True)
-        pipe.xadd(o.dead_letter_stream, letter)
+        pipe.xadd(o.dead_letter_stream, letter, maxlen=o.dead_letter_maxlen, approximate=True)
         pipe.xack(o.stream, o.group, entry_id)
         pipe.execute()
         log.error(

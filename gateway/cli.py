@@ -71,6 +71,7 @@ def consume_command(**options: Any) -> None:
         group=options["group"] or settings.consumer_group,
         consumer=options["consumer"] or settings.consumer_name,
         dead_letter_stream=options["dead_letter_stream"] or settings.dead_letter_stream,
+        dead_letter_maxlen=settings.dead_letter_maxlen,
         claim_idle=options["claim_idle"] or settings.consumer_claim_idle,
         max_deliveries=options["max_deliveries"] or settings.consumer_max_deliveries,
         block_ms=options["block_ms"],

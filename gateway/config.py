@@ -143,8 +143,9 @@ class Settings:
     relay_interval: float = _env("RELAY_INTERVAL", _positive(float), default=0.5)
     dispatch_grace: float = _env("DISPATCH_GRACE", _non_negative(float), default=5.0)
     # Seconds a processing job may sit untouched before the relay resends its unfinished
-    # stages (a next stage never sent, a failure never recorded); 0 disables the sweep.
-    stalled_job_timeout: float = _env("STALLED_JOB_TIMEOUT", _non_negative(float), default=600.0)
+    # stages (a next stage never sent, a failure never recorded). Never 0: the sweep is the
+    # last resort of a stuck job, which without it would stay processing for ever.
+    stalled_job_timeout: float = _env("STALLED_JOB_TIMEOUT", _positive(float), default=600.0)
     # Seconds a published outbox row is kept (an audit trail); 0 keeps them for ever.
     outbox_retention: float = _env("OUTBOX_RETENTION", _non_negative(float), default=604_800.0)
     consumer_group: str = _env("CONSUMER_GROUP", default="downstream")
@@ -152,6 +153,9 @@ class Settings:
     consumer_claim_idle: float = _env("CONSUMER_CLAIM_IDLE", _positive(float), default=60.0)
     consumer_max_deliveries: int = _env("CONSUMER_MAX_DELIVERIES", _positive(int), default=5)
     dead_letter_stream: str = _env("DEAD_LETTER_STREAM", default="job_events:dead")
+    # Approximate bound of the dead-letter stream (XADD MAXLEN ~): a flood of bad entries
+    # must not fill Redis' memory; the newest letters are kept.
+    dead_letter_maxlen: int = _env("DEAD_LETTER_MAXLEN", _positive(int), default=10_000)
     redis_timeout: float = _env("REDIS_TIMEOUT", _positive(float), default=1.0)
     log_level: str = _env("LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR"), default="INFO")
     bind_address: str = _env("BIND_ADDRESS", default="127.0.0.1")
@@ -161,23 +165,46 @@ class Settings:
     embedded_redis_dir: str = _env("EMBEDDED_REDIS_DIR", default=str(INSTANCE_DIR / "redis"))
 
     def __post_init__(self) -> None:
-        # A stage still running, or waiting for its retry, when the visibility timeout
-        # expires is delivered a second time: keep both below it.
-        vt = self.broker_visibility_timeout
-        if self.stage_time_limit >= vt or self.retry_backoff_max >= vt:
+        # A stage message stays unacknowledged while it waits for its retry countdown and then
+        # while it runs; if the visibility timeout expires meanwhile, it is delivered a second
+        # time. Keep the longest such stretch below it.
+        vt, backoff, run = (
+            self.broker_visibility_timeout,
+            self.retry_backoff_max,
+            self.longest_stage_run,
+        )
+        if vt <= backoff + run:
             raise ConfigError(
-                f"BROKER_VISIBILITY_TIMEOUT={vt} must exceed STAGE_TIME_LIMIT "
-                f"({self.stage_time_limit}) and RETRY_BACKOFF_MAX ({self.retry_backoff_max})"
+                f"BROKER_VISIBILITY_TIMEOUT={vt} must exceed RETRY_BACKOFF_MAX + the longest "
+                f"stage run ({backoff:g} + {run:g} = {backoff + run:g} s with "
+                f"WORKER_POOL={self.worker_pool}; a stage runs up to STAGE_TIME_LIMIT, or up to "
+                f"its hard time limit 2 x STAGE_TIME_LIMIT + 10 with WORKER_POOL=prefork)"
             )
 
-        # A job whose stage message waits out the visibility timeout, then runs for up to
-        # STAGE_TIME_LIMIT, is healthy: resending it sooner would only run it twice.
-        stalled, floor = self.stalled_job_timeout, vt + self.stage_time_limit
-        if stalled and stalled <= floor:
+        # A job whose stage message waits out the visibility timeout, then runs as long as a
+        # stage can, is healthy: resending it sooner would only run it twice.
+        stalled, floor = self.stalled_job_timeout, vt + run
+        if stalled <= floor:
             raise ConfigError(
-                f"STALLED_JOB_TIMEOUT={stalled} must be 0 (disabled) or exceed "
-                f"BROKER_VISIBILITY_TIMEOUT + STAGE_TIME_LIMIT ({floor})"
+                f"STALLED_JOB_TIMEOUT={stalled} must exceed BROKER_VISIBILITY_TIMEOUT + the "
+                f"longest stage run ({vt} + {run:g} = {floor:g} s with "
+                f"WORKER_POOL={self.worker_pool}); it cannot be 0: without the sweep a stuck "
+                f"job would stay processing for ever"
             )
+
+    @property
+    def hard_time_limit(self) -> float:
+        """Seconds after which the prefork pool kills a stage (Celery's task_time_limit).
+
+        A backstop: providers honour STAGE_TIME_LIMIT themselves. The other pools cannot kill
+        a running task.
+        """
+        return self.stage_time_limit * 2 + 10
+
+    @property
+    def longest_stage_run(self) -> float:
+        """Seconds one stage can run at most: the hard limit on prefork, else the provider's own."""
+        return self.hard_time_limit if self.worker_pool == "prefork" else self.stage_time_limit
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

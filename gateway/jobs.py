@@ -66,6 +66,7 @@ class RunSnapshot:
     status: str
     task_id: str
     attempts: int
+    failures: int
     result: dict[str, Any] | None
     error: str | None
     updated_at: datetime | None
@@ -125,7 +126,18 @@ def create_job(
     now = utcnow()
     job_id = new_id()
     runs = [
-        RunSnapshot(job_id, i, name, StageStatus.PENDING.value, new_id(), 0, None, None, None)
+        RunSnapshot(
+            job_id=job_id,
+            position=i,
+            name=name,
+            status=StageStatus.PENDING.value,
+            task_id=new_id(),
+            attempts=0,
+            failures=0,
+            result=None,
+            error=None,
+            updated_at=None,
+        )
         for i, name in enumerate(stages)
     ]
     job = JobSnapshot(

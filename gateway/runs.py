@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 from events import model as ev
 from gateway import texts
 from gateway.config import DEFAULT_INLINE_TEXT_LIMIT
+from gateway.errors import JobNotFoundError
+from gateway.jobs import JobSnapshot, RunSnapshot, get_job
 from gateway.models import (
     ACTIVE_JOB_STATUSES,
     JOBS,
@@ -42,8 +44,11 @@ _PREVIOUS_OUTPUT = (
     .where(RUNS.c.job_id == bindparam("job"), RUNS.c.position == bindparam("position") - 1)
 )
 _RETRY_JOB = job_update(_PROCESSING)
-_RETRY_RUN = runs_update((StageStatus.STARTED,), error=bindparam("message")).returning(
-    RUNS.c.attempts
+_RETRY_RUN = runs_update(
+    (StageStatus.STARTED,), error=bindparam("message"), failures=RUNS.c.failures + 1
+).returning(RUNS.c.attempts)
+_FAILURES = select(RUNS.c.failures).where(
+    RUNS.c.job_id == bindparam("job"), RUNS.c.name == bindparam("stage")
 )
 _TOUCH_JOB = job_update(_PROCESSING).returning(JOBS.c.stages)
 _COMPLETE_RUN = runs_update(
@@ -89,8 +94,48 @@ def start_stage(session: Session, job_id: str, stage: str) -> Any | None:
     return stage_input
 
 
+def unsent_rest(
+    session: Session, job_id: str, stage: str
+) -> tuple[JobSnapshot, list[RunSnapshot]] | None:
+    """The job and its runs after `stage` if a delivery of completed `stage` must send them again.
+
+    A worker that dies (or loses the broker) after complete_stage commits, before it publishes
+    the next stage, leaves its job processing with the next stage pending, and its message
+    unacknowledged: the broker delivers the completed stage again. That delivery sends the rest
+    of the chain, with the runs' task ids, as the stalled-job sweep would, but at once. None
+    unless the job is processing, `stage` completed and the next stage has not begun: once it
+    has, the chain went on, and sending it again would only run stages twice. A copy sent in
+    the moment between a live worker's commit and its publish is harmless too: of two copies
+    of a stage only one complete_stage records, and a copy that comes later is refused.
+    """
+    try:
+        job = get_job(session, job_id)
+    except JobNotFoundError:
+        return None
+    names = [run.name for run in job.runs]
+    if job.status != JobStatus.PROCESSING.value or stage not in names:
+        return None
+    index = names.index(stage)
+    finished, rest = job.runs[index], job.runs[index + 1 :]
+    if finished.status != StageStatus.COMPLETED.value or not rest:
+        return None
+    if rest[0].status != StageStatus.PENDING.value:
+        return None
+    return job, rest
+
+
+def provider_failures(session: Session, job_id: str, stage: str) -> int:
+    """How many provider failures of `stage` were retried so far: what bounds its retries.
+
+    Only record_retry counts one. A rerun that no provider failure caused (a redelivery after
+    a worker died, a duplicate delivery, a retry after a database outage) starts an attempt
+    but uses up no retry.
+    """
+    return int(execute(session, _FAILURES, job=job_id, stage=stage).scalar() or 0)
+
+
 def record_retry(session: Session, job_id: str, stage: str, error: str, countdown: float) -> bool:
-    """Note a failed attempt that will be retried after `countdown` seconds."""
+    """Note a provider failure that will be retried after `countdown` seconds, and count it."""
     seq = take_seq(session, _RETRY_JOB, job=job_id)
     run = (
         execute(session, _RETRY_RUN, job=job_id, stage=stage, message=error).first()
@@ -140,12 +185,19 @@ def complete_stage(
 
 
 def fail_stage(session: Session, job_id: str, stage: str, message: str) -> bool:
-    """Fail `stage` and its job for good: later stages are skipped, earlier results kept."""
+    """Fail `stage` and its job for good: later stages are skipped, earlier results kept.
+
+    Refused (False, nothing recorded) unless the job is active and the stage pending or
+    started: a completed stage keeps its result and its job goes on, whatever a stale copy of
+    it that ran out of attempts, or a chain whose next stage could not be published, reports.
+    """
     seq = take_seq(session, _FAIL_JOB, job=job_id, stage=stage, message=message)
-    if not seq:
+    if (
+        not seq
+        or not execute(session, _FAIL_RUN, job=job_id, stage=stage, message=message).rowcount
+    ):
         session.rollback()
         return False
-    execute(session, _FAIL_RUN, job=job_id, stage=stage, message=message)
     execute(session, SKIP_PENDING, job=job_id)
     record(session, job_id, (seq, ev.JOB_FAILED, {"stage": stage, "error": message}))
     session.commit()

@@ -105,7 +105,7 @@ class Pipeline:
         return queued < self.max_queued
 
     def start(self, job: JobSnapshot, runs: list[RunSnapshot] | None = None) -> bool:
-        """Send the chain of a job claimed for dispatch; never raises.
+        """Send the chain of a job claimed for dispatch (or `runs`, the rest of it); never raises.
 
         If the broker refuses it, a pending job goes back to the relay (`release_dispatch`);
         a job that is already processing is resent by the next stalled-job sweep.

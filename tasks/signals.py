@@ -20,7 +20,8 @@ def fail_job_after_final_failure(
     """Publish `job.failed` for a stage task that failed for good (retries exhausted or a crash).
 
     Celery sends this signal once, after the last attempt; nothing of the job runs after it,
-    so its event is the job's last.
+    so its event is the job's last. A stage that completed meanwhile (this was a stale copy of
+    it) is not failed: fail_stage refuses, and its job goes on.
     """
     stage = getattr(sender, "stage", None)
     if stage is None or not args:

@@ -11,7 +11,7 @@ from celery.exceptions import Ignore, Reject
 from flask import current_app
 from sqlalchemy.exc import OperationalError
 
-from gateway import jobs, runs
+from gateway import runs
 from gateway.models import STAGES
 from providers import ProviderError
 from tasks.app import AppContextTask
@@ -19,9 +19,14 @@ from tasks.app import AppContextTask
 log = logging.getLogger(__name__)
 
 
+# 2**64 times any base worth configuring is past any cap; a larger power of two would not even
+# convert to a float (OverflowError from retry 1024 on, which a long database outage reaches).
+_MAX_EXPONENT = 64
+
+
 def backoff(retries: int, base: float, maximum: float) -> float:
     """Seconds before retry number `retries + 1`: exponential, capped, with full jitter."""
-    return random.uniform(0, min(maximum, base * 2**retries))
+    return random.uniform(0, min(maximum, base * 2.0 ** min(retries, _MAX_EXPONENT)))
 
 
 class StageTask(AppContextTask):
@@ -29,7 +34,7 @@ class StageTask(AppContextTask):
 
     stage: str
     # Celery's count would mix the two kinds of retry, so neither bounds itself by it: provider
-    # failures are bounded by the attempts stored on the stage, database outages are waited out.
+    # failures are bounded by the failures stored on the stage, database outages are waited out.
     max_retries = None
 
 
@@ -37,13 +42,27 @@ def run_stage(task: StageTask, job_id: str, provider_name: str) -> None:
     """Run one attempt of `task.stage` for the job; Celery retries provider errors and database outages.
 
     Raises Ignore, which stops the chain, when the job was cancelled or failed, or when this
-    delivery is a duplicate of a stage that already finished.
+    delivery is a duplicate of a stage that already finished. A stage delivered again after it
+    completed, whose next stage never began (its worker died in between), first sends the rest
+    of the chain (runs.unsent_rest).
     """
     gateway = current_app.extensions["gateway"]
     settings = gateway.settings
     try:
         with gateway.database.session() as session:
             data = runs.start_stage(session, job_id, task.stage)
+            unsent = runs.unsent_rest(session, job_id, task.stage) if data is None else None
+        if unsent is not None:
+            job, rest = unsent
+            current_app.extensions["pipeline"].start(job, rest)
+            log.warning(
+                "stage %s of job %s delivered again after it completed, its next stage unsent: "
+                "sent the stages from %s",
+                task.stage,
+                job_id,
+                rest[0].name,
+            )
+            raise Ignore()
         if data is None:
             log.info(
                 "stage %s of job %s not started: job inactive or stage done", task.stage, job_id
@@ -81,19 +100,18 @@ def run_stage(task: StageTask, job_id: str, provider_name: str) -> None:
 
 
 def retry_provider_error(task: StageTask, job_id: str, exc: ProviderError) -> NoReturn:
-    """Retry after a provider failure, or re-raise it once the stage used up its attempts.
+    """Retry after a provider failure, or re-raise it once the stage used up its retries.
 
-    The stage's attempts stored in the database bound the retries: a redelivered message
-    counts (it called the provider), a retry for a database outage does not.
+    The provider failures stored on the stage bound the retries (runs.provider_failures):
+    neither a redelivery, nor a duplicate, nor a retry for a database outage uses one up.
     """
     gateway = current_app.extensions["gateway"]
     settings = gateway.settings
     with gateway.database.session() as session:
-        job = jobs.get_job(session, job_id)
-        attempts = next(run.attempts for run in job.runs if run.name == task.stage)
-    if attempts > settings.stage_max_retries:
-        raise exc  # attempts exhausted: the task_failure handler fails the stage and the job
-    countdown = backoff(attempts - 1, settings.retry_backoff_base, settings.retry_backoff_max)
+        failures = runs.provider_failures(session, job_id, task.stage)
+    if failures >= settings.stage_max_retries:
+        raise exc  # retries exhausted: the task_failure handler fails the stage and the job
+    countdown = backoff(failures, settings.retry_backoff_base, settings.retry_backoff_max)
     # Recorded before the retry is published (the task_retry signal fires after): the next
     # attempt may start at once, and its job.stage_started must follow this event.
     with gateway.database.session() as session:

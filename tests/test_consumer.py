@@ -16,7 +16,7 @@ from events.consumer import Consumer, ConsumerOptions, parse_autoclaim, summaris
 from events.model import Event
 from gateway import jobs
 from tests.factories import make_job
-from tests.support import wait_until
+from tests.support import running_in_thread, wait_until
 
 
 class Recorder:
@@ -210,6 +210,29 @@ def test_an_unparseable_entry_is_dead_lettered_at_once_without_stopping_the_cons
     assert letters[0]["payload"] == "[1, 2" and letters[1]["hello"] == "world"
     assert "JSONDecodeError" in letters[0]["reason"] and "KeyError" in letters[1]["reason"]
     assert handler.event_ids == [good]
+    assert pending(services.redis, stream, "downstream") == 0
+
+
+def test_an_entry_nested_too_deep_to_parse_is_dead_lettered_and_the_consumer_goes_on(services):
+    # Given an entry whose payload is an array nested 5000 deep, before a good one
+    stream = services.settings.events_stream
+    services.redis.xadd(stream, {"event_id": "x", "event_type": "job.created", "job_id": "j",
+                                 "timestamp": "2026-01-01T00:00:00Z",
+                                 "payload": "[" * 5000 + "]" * 5000})  # fmt: skip
+    good = add_event(services.redis, stream, str(uuid.uuid4()))
+    handler = Recorder()
+    opts = options(services)
+    consumer = Consumer(services.redis, opts, handler)
+
+    # When the consumer runs
+    with running_in_thread(consumer) as thread:
+        wait_until(lambda: handler.event_ids == [good])
+        assert thread.is_alive()
+
+    # Then the deep entry went to the dead-letter stream, saying why, and nothing is pending
+    [(_, letter)] = services.redis.xrange(opts.dead_letter_stream)
+    assert letter["reason"].startswith("malformed entry: RecursionError(")
+    assert letter["payload"] == "[" * 5000 + "]" * 5000
     assert pending(services.redis, stream, "downstream") == 0
 
 

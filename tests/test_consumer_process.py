@@ -164,3 +164,33 @@ def test_entries_of_a_killed_gateway_consume_are_reclaimed_by_another_consumer(s
     assert set(handled) == set(produced)
     assert len(handled) - len(produced) <= 1
     assert services.redis.xpending(stream, "g")["pending"] == 0
+
+
+def test_gateway_consume_dead_letters_what_it_cannot_parse_into_a_capped_stream(services, tmp_path):
+    # Given a dead-letter stream capped at about 20 entries, and 300 entries nobody can parse,
+    # the last one an array nested 5000 deep, followed by a good one
+    stream = services.settings.events_stream
+    settings = services.settings.replace(dead_letter_maxlen=20)
+    dead = settings.dead_letter_stream
+    pipe = services.redis.pipeline(transaction=False)
+    for i in range(299):
+        pipe.xadd(stream, {"event_id": str(i), "payload": "not json"})
+    pipe.xadd(stream, {"event_id": "x", "event_type": "job.created", "job_id": "j",
+                       "timestamp": "2026-01-01T00:00:00Z", "payload": "[" * 5000 + "]" * 5000})  # fmt: skip
+    pipe.execute()
+    [good] = add_events(services.redis, stream, 1)
+
+    # When `gateway consume` reads them
+    process = ConsumeProcess(settings, tmp_path / "consume.log", "--group", "g")
+    try:
+        wait_until(lambda: good in process.handled(), timeout=30)
+
+        # Then it is still running, every entry was acknowledged, and the dead-letter stream
+        # kept only the newest letters (trimmed by whole nodes: MAXLEN ~)
+        assert process.process.poll() is None, process.log()
+        assert services.redis.xpending(stream, "g")["pending"] == 0
+        letters = services.redis.xrange(dead)
+        assert 20 <= len(letters) <= 20 + 100, len(letters)
+        assert letters[-1][1]["reason"].startswith("malformed entry: RecursionError(")
+    finally:
+        process.close()

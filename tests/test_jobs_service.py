@@ -139,6 +139,58 @@ def test_a_finished_stage_redelivered_is_not_started_again(session):
     assert reload(session, job.id).runs[0].attempts == 1
 
 
+def test_a_completed_stage_whose_next_stage_never_began_hands_back_the_rest_of_its_chain(session):
+    # Given extraction completed, and its worker died before it sent the analysis
+    job = make_job(session)
+    runs.start_stage(session, job.id, "extraction")
+    runs.complete_stage(session, job.id, "extraction", {"text": "x"})
+
+    # When the extraction is delivered again, it is refused and hands back the stages after it
+    assert runs.start_stage(session, job.id, "extraction") is None
+    unsent = runs.unsent_rest(session, job.id, "extraction")
+    assert unsent is not None
+    stored, rest = unsent
+    assert stored.id == job.id
+    assert [(r.name, r.task_id) for r in rest] == [(r.name, r.task_id) for r in job.runs[1:]]
+
+    # But once the analysis began, the chain went on: nothing is handed back
+    runs.start_stage(session, job.id, "analysis")
+    assert runs.unsent_rest(session, job.id, "extraction") is None
+
+
+def test_no_rest_is_handed_back_for_an_unfinished_stage_or_a_finished_job(session):
+    running = make_job(session)
+    runs.start_stage(session, running.id, "extraction")
+    cancelled_job = make_job(session)
+    runs.start_stage(session, cancelled_job.id, "extraction")
+    runs.complete_stage(session, cancelled_job.id, "extraction", {"text": "x"})
+    jobs.cancel_job(session, cancelled_job.id)
+    done = make_job(session, stages=["extraction"])
+    runs.start_stage(session, done.id, "extraction")
+    runs.complete_stage(session, done.id, "extraction", {"text": "x"})
+
+    assert runs.unsent_rest(session, running.id, "extraction") is None
+    assert runs.unsent_rest(session, cancelled_job.id, "extraction") is None
+    assert runs.unsent_rest(session, done.id, "extraction") is None
+    assert runs.unsent_rest(session, "9e2c4c1e-0000-4000-8000-000000000000", "extraction") is None
+
+
+def test_only_a_retried_provider_failure_counts_toward_the_retries_not_a_rerun(session):
+    # Given an extraction started three times (a redelivery, then a duplicate)
+    job = make_job(session)
+    for _ in range(3):
+        runs.start_stage(session, job.id, "extraction")
+    assert runs.provider_failures(session, job.id, "extraction") == 0
+
+    # When its provider fails and the failure is retried
+    assert runs.record_retry(session, job.id, "extraction", "Provider timeout", 0.5)
+    runs.start_stage(session, job.id, "extraction")
+
+    # Then one failure counts, while every start is an attempt
+    assert runs.provider_failures(session, job.id, "extraction") == 1
+    assert reload(session, job.id).runs[0].attempts == 4
+
+
 def test_start_stage_is_refused_after_cancel(session):
     # Given a cancelled job
     job = make_job(session)
@@ -188,6 +240,29 @@ def test_fail_stage_keeps_earlier_results_and_skips_later_stages(session):
     # And a second failure report (another delivery) changes nothing
     assert not runs.fail_stage(session, job.id, "analysis", "again")
     assert event_types(session, job.id).count("job.failed") == 1
+
+
+def test_a_completed_stage_cannot_be_failed_and_its_job_goes_on(session):
+    # Given extraction completed and the job processing
+    job = make_job(session)
+    runs.start_stage(session, job.id, "extraction")
+    runs.complete_stage(session, job.id, "extraction", {"text": "hello"})
+    before = event_types(session, job.id)
+
+    # When a failure is reported for the extraction (a stale copy that ran out of attempts)
+    assert not runs.fail_stage(session, job.id, "extraction", "Provider timeout")
+
+    # Then nothing changed: the stage keeps its result, the job is still processing
+    job = reload(session, job.id)
+    assert job.status == "processing"
+    assert (job.error_stage, job.error_message) == (None, None)
+    assert [(r.status, r.error) for r in job.runs] == [
+        ("completed", None),
+        ("pending", None),
+        ("pending", None),
+    ]
+    assert job.runs[0].result == {"text": "hello"}
+    assert event_types(session, job.id) == before
 
 
 def test_a_late_result_after_failure_is_discarded(session):

@@ -294,7 +294,7 @@ def test_make_run_without_redis_url_starts_and_stops_its_own_redis(launches, tmp
 
 
 @pytest.mark.slow
-def test_when_one_process_dies_the_launcher_says_so_and_stops_the_others(
+def test_a_process_that_keeps_dying_is_restarted_with_backoff_then_stops_everything(
     launches, postgres_url, redis_server: RedisServer
 ):
     # Given Flower's port is already taken
@@ -306,21 +306,67 @@ def test_when_one_process_dies_the_launcher_says_so_and_stops_the_others(
             REDIS_URL=redis_server.url(db=8),
             FLOWER_PORT=str(taken.getsockname()[1]),
         )
-        # When make run starts, Flower exits at once
+        # When make run starts, Flower exits at once, every time it is started again
         launch = Launch(env, argv=[sys.executable, "-m", "gateway.launcher"])
         launches.append(launch)
         launch.wait_for(lambda: len(started(launch)) == 6, timeout=30)
         launch.remember_processes()
-        status = launch.process.wait(timeout=40)
+        status = launch.process.wait(timeout=90)
         launch._reader.join(timeout=10)
 
-    # Then it names the process that died, stops every other one and exits non-zero
+    # Then it was restarted four times, each after a longer delay, while the rest ran on
+    delays = re.findall(
+        r"flower exited on its own \(rc=\d+\); restarting it in ([\d.]+) s", launch.output
+    )
+    assert [float(d) for d in delays] == [0.5, 1, 2, 4], launch.output
+    assert len(re.findall(r"system +\| flower started \(pid=", launch.output)) == 5
+    assert not re.search(r"(api|worker\d|relay|consumer) exited on its own", launch.output)
+
+    # And its fifth death within a minute is a crash loop: it says so, stops every process
+    # and exits non-zero
     assert status == 1, launch.output
-    assert launch.find(r"\*\*\* flower exited on its own \(rc=\d+\); stopping every process")
-    assert launch.find(r"system +\| stopped because flower exited")
+    assert launch.find(
+        r"\*\*\* flower died 5 times within 60 s \(last rc=\d+\): it is crash-looping"
+    )
+    assert launch.find(r"system +\| stopped because flower kept dying")
     assert_nothing_left(launch, [launch.port])
-    assert not [pid for pid in started(launch).values() if psutil.pid_exists(pid)]
     redis.Redis.from_url(redis_server.url(db=8)).flushdb()
+
+
+@pytest.mark.slow
+def test_a_consumer_killed_once_is_restarted_and_the_api_keeps_answering(
+    launches, postgres_url, redis_server: RedisServer
+):
+    # Given make run up and answering, its consumer reading
+    env = launcher_environ(DATABASE_URL=postgres_url, REDIS_URL=redis_server.url(db=9))
+    launch = Launch(env, argv=[sys.executable, "-m", "gateway.launcher"])
+    launches.append(launch)
+    base = f"http://127.0.0.1:{launch.port}"
+    reading = re.compile(r"consumer +\| .*consumer consumer-1 of group \S+ reading")
+
+    def consumers_reading() -> int:
+        return len([line for line in launch.lines if reading.search(line)])
+
+    launch.wait_for(lambda: http("GET", f"{base}/readyz")[0] == 200, timeout=40)
+    launch.wait_for(lambda: consumers_reading() == 1, timeout=20)
+    first = started(launch)["consumer"]
+
+    # When the consumer is killed
+    os.kill(first, signal.SIGKILL)
+
+    # Then the API keeps answering, and the consumer is started again under a new pid
+    assert http("GET", f"{base}/healthz")[0] == 200
+    assert launch.wait_for(lambda: started(launch)["consumer"] != first, timeout=20)
+    assert launch.find(r"consumer exited on its own \(rc=-9\); restarting it in 0\.5 s")
+    assert http("GET", f"{base}/readyz")[0] == 200
+    launch.wait_for(lambda: consumers_reading() == 2, timeout=20)
+
+    # And Ctrl-C still stops everything, with exit status 0
+    launch.remember_processes()
+    assert launch.signal_group(signal.SIGINT) == 0
+    assert_nothing_left(launch, [launch.port, launch.flower_port])
+    assert not launch.find(r"crash-looping")
+    redis.Redis.from_url(redis_server.url(db=9)).flushdb()
 
 
 def test_without_any_redis_to_start_it_says_what_to_install(tmp_path):

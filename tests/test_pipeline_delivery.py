@@ -142,7 +142,7 @@ def test_a_worker_killed_mid_stage_loses_nothing_and_the_stage_runs_again(make_a
         extractor_provider="slow",
         provider_latency_scale=1.0,
         stage_time_limit=3.0,
-        retry_backoff_max=3.0,
+        retry_backoff_max=1.0,
         broker_visibility_timeout=5,
     )
     crash_settings = app.extensions["gateway"].settings.replace(log_level="INFO")

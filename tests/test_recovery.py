@@ -163,17 +163,6 @@ def test_the_relay_takes_the_stalled_job_timeout_from_the_settings(app):
     assert relay.stalled_timeout == app.extensions["gateway"].settings.stalled_job_timeout == 600
 
 
-def test_a_zero_stalled_job_timeout_disables_the_sweep(make_app):
-    # Given a stalled job and a relay with the sweep disabled
-    app = make_app(stalled_job_timeout=0)
-    first_stage_done_next_never_sent(app.extensions["gateway"])
-    time.sleep(0.1)
-
-    # When the relay runs a pass, nothing is resumed
-    assert Relay.from_app(app).run_once().resumed == 0
-    assert queued(app) == 0
-
-
 @pytest.mark.parametrize("value", ["300", "330"])
 def test_a_stalled_job_timeout_within_visibility_and_stage_limit_is_refused(value):
     with pytest.raises(ConfigError, match="STALLED_JOB_TIMEOUT"):
@@ -182,4 +171,3 @@ def test_a_stalled_job_timeout_within_visibility_and_stage_limit_is_refused(valu
 
 def test_the_stalled_job_timeout_reads_from_the_environment():
     assert Settings.from_env({"STALLED_JOB_TIMEOUT": "331"}).stalled_job_timeout == 331
-    assert Settings.from_env({"STALLED_JOB_TIMEOUT": "0"}).stalled_job_timeout == 0
