@@ -184,6 +184,30 @@ class TcpProxy:
             sink.shutdown(socket.SHUT_RDWR)
 
 
+class CollectedOutput:
+    """A started process whose standard output (text) is read into `lines` by a thread."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        with self.process.stdout:
+            for line in self.process.stdout:
+                self.lines.append(line.rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def join(self, timeout: float = 10) -> None:
+        """Wait until the whole output was read (the process has exited)."""
+        self._reader.join(timeout)
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment variables that make Settings.from_env() rebuild `settings` in a subprocess."""
     return {f.metadata["env"]: str(getattr(settings, f.name)) for f in dataclasses.fields(Settings)}

@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -29,42 +28,31 @@ from gateway.config import Settings
 from gateway.launcher import commands, flower_environment, redacted
 from tests.conftest import TABLES
 from tests.factories import job_payload
-from tests.support import RedisServer, free_port, wait_until
+from tests.support import CollectedOutput, RedisServer, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = ("extraction", "analysis", "enrichment")
 
 
-class Launch:
+class Launch(CollectedOutput):
     """`make run` (or another command) in a process group of its own, its output kept by line."""
 
     def __init__(self, env: dict[str, str], argv: list[str] | None = None) -> None:
         self.port = int(env["PORT"])
         self.flower_port = int(env["FLOWER_PORT"])
-        self.lines: list[str] = []
-        self.process = subprocess.Popen(
-            argv or [shutil.which("make") or "make", "--no-print-directory", "run"],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,  # its own group, as a terminal gives a foreground job
+        super().__init__(
+            subprocess.Popen(
+                argv or [shutil.which("make") or "make", "--no-print-directory", "run"],
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,  # its own group, as a terminal gives a foreground job
+            )
         )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
         self.seen: list[psutil.Process] = []
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        with self.process.stdout:
-            for line in self.process.stdout:
-                self.lines.append(line.rstrip("\n"))
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
 
     def find(self, pattern: str) -> re.Match[str] | None:
         """The first output line matching `pattern`."""
@@ -95,7 +83,7 @@ class Launch:
         """Send `signum` to the whole group, as a terminal's Ctrl-C does; return make's status."""
         os.killpg(self.process.pid, signum)
         status = self.process.wait(timeout=40)
-        self._reader.join(timeout=10)
+        self.join()
         return status
 
     def kill_everything(self) -> None:
@@ -312,7 +300,7 @@ def test_a_process_that_keeps_dying_is_restarted_with_backoff_then_stops_everyth
         launch.wait_for(lambda: len(started(launch)) == 6, timeout=30)
         launch.remember_processes()
         status = launch.process.wait(timeout=90)
-        launch._reader.join(timeout=10)
+        launch.join()
 
     # Then it was restarted four times, each after a longer delay, while the rest ran on
     delays = re.findall(

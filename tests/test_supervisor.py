@@ -8,11 +8,10 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
-from tests.support import wait_until
+from tests.support import CollectedOutput, wait_until
 
 # Runs a Supervisor in the main thread of a process of its own, as `make run` does, with short
 # delays: argv[1] is a JSON object of process name -> shell command.
@@ -30,30 +29,19 @@ SCRIPT = textwrap.dedent(
 )
 
 
-class Supervised:
+class Supervised(CollectedOutput):
     """The supervisor script over `commands` (name -> shell command), its output kept by line."""
 
     def __init__(self, tmp_path: Path, commands: dict[str, str]) -> None:
-        self.lines: list[str] = []
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", SCRIPT, json.dumps(commands)],
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+        super().__init__(
+            subprocess.Popen(
+                [sys.executable, "-c", SCRIPT, json.dumps(commands)],
+                cwd=tmp_path,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
         )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        with self.process.stdout:
-            for line in self.process.stdout:
-                self.lines.append(line.rstrip("\n"))
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
 
     def count(self, pattern: str) -> int:
         return len(re.findall(pattern, self.output))
@@ -61,7 +49,7 @@ class Supervised:
     def wait(self, timeout: float = 30) -> int:
         """Wait for the supervisor to exit; its exit status."""
         status = self.process.wait(timeout)
-        self._reader.join(10)
+        self.join()
         return status
 
     def stop(self) -> int:
