@@ -8,7 +8,7 @@ import time
 from datetime import datetime, timedelta
 
 import redis
-from celery import Celery, chain
+from celery import Celery
 from celery.canvas import Signature
 from kombu.exceptions import OperationalError
 from sqlalchemy.exc import SQLAlchemyError
@@ -41,19 +41,21 @@ def build_chain(
     providers: dict[str, str],
     runs: list[RunSnapshot] | None = None,
 ) -> Signature:
-    """Immutable signatures, one per stage (or per run of `runs`), with the runs' task ids.
+    """The first stage's signature, carrying the rest of the chain, with the runs' task ids.
 
-    The tasks are looked up on `celery` itself: the shared-task proxies resolve to whichever
-    app is current, which in a process holding several apps need not be this one.
+    Immutable signatures, one per stage (or per run of `runs`). The rest rides in the first
+    message's `chain` option, as Celery's own chain would put it (next stage last), without the
+    canvas's cloning and freezing on every send. The tasks are looked up on `celery` itself:
+    the shared-task proxies resolve to whichever app is current, which in a process holding
+    several apps need not be this one.
     """
-    return chain(
-        *(
-            celery.tasks[task_name(run.name)]
-            .si(job.id, providers[run.name])
-            .set(task_id=run.task_id, **({"retry_policy": NEXT_STAGE_RETRY} if i else {}))
-            for i, run in enumerate(job.runs if runs is None else runs)
-        )
+    first, *rest = (
+        celery.tasks[task_name(run.name)]
+        .si(job.id, providers[run.name])
+        .set(task_id=run.task_id, **({"retry_policy": NEXT_STAGE_RETRY} if i else {}))
+        for i, run in enumerate(job.runs if runs is None else runs)
     )
+    return first.set(chain=rest[::-1])
 
 
 class Pipeline:
