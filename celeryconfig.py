@@ -7,7 +7,7 @@ from typing import Any
 from kombu import Queue
 
 from gateway.config import Settings
-from gateway.models import STAGES
+from gateway.stages import STAGES
 
 
 def from_settings(settings: Settings) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from gateway import create_app, jobs
 from gateway.config import Settings
 from gateway.db import upgrade_schema
 from gateway.models import Job
+from gateway.services import get_services
 from providers.analysis import DefaultAnalyzer
 from providers.enrichment import DefaultEnricher
 from providers.extraction import FastExtractor
@@ -139,8 +140,8 @@ class Worker:
 def run_gateway(settings: Settings, count: int, log: Path) -> Phase:
     """Phase 1: real jobs through the service layer, the pipeline and the default worker."""
     app = create_app(settings)
-    celery, pipeline = app.extensions["celery"], app.extensions["pipeline"]
-    database = app.extensions["gateway"].database
+    celery, pipeline = get_services(app).celery, get_services(app).pipeline
+    database = get_services(app).database
     worker = Worker([sys.executable, "-m", "celery", "-A", "worker", "worker",
                      "-n", "bench-gateway@%h", "-l", "WARNING"], settings, log)  # fmt: skip
     try:

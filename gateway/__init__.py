@@ -12,7 +12,7 @@ from gateway.config import INSTANCE_DIR, Settings
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the API app, with its services and its Celery app attached."""
     from gateway import api
-    from gateway.services import Services
+    from gateway.services import EXTENSION, Services
     from tasks.app import celery_init_app
     from tasks.pipeline import Pipeline
 
@@ -24,10 +24,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
 
     services = Services.from_settings(settings)
-    app.extensions["gateway"] = services
-    celery = celery_init_app(app)
-    app.extensions["pipeline"] = Pipeline(
-        celery,
+    app.extensions[EXTENSION] = services
+    services.celery = celery_init_app(app, settings)
+    services.pipeline = Pipeline(
+        services.celery,
         services.database,
         settings.providers,
         client=services.redis,

@@ -12,6 +12,7 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup
 
 from gateway.db import upgrade_schema
+from gateway.services import get_services
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 @click.command("migrate")
 def migrate_command() -> None:
     """Create or upgrade the database schema (Alembic)."""
-    upgrade_schema(current_app.extensions["gateway"].settings.database_url)
+    upgrade_schema(get_services().settings.database_url)
     click.echo("database schema is up to date")
 
 
@@ -65,7 +66,7 @@ def consume_command(**options: Any) -> None:
     """Read job events with a consumer group and log each one, until SIGTERM/SIGINT."""
     from events.consumer import Consumer, ConsumerOptions, consumer_client
 
-    settings = current_app.extensions["gateway"].settings
+    settings = get_services().settings
     chosen = ConsumerOptions(
         stream=options["stream"] or settings.events_stream,
         group=options["group"] or settings.consumer_group,

@@ -9,13 +9,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.errors import ConfigError
+from gateway.stages import STAGES
+
 INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
 # Bytes of UTF-8 up to which an extracted text is inlined in its job (INLINE_TEXT_LIMIT).
 DEFAULT_INLINE_TEXT_LIMIT = 65_536
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing or invalid; the message names the variable."""
+# The field naming each stage's provider, in pipeline order.
+PROVIDER_FIELDS = dict(
+    zip(STAGES, ("extractor_provider", "analyzer_provider", "enricher_provider"), strict=True)
+)
 
 
 def _normalise_database_url(url: str) -> str:
@@ -240,12 +243,8 @@ class Settings:
 
     @property
     def failure_rates(self) -> dict[str, float]:
-        """Injected provider failure share per stage."""
-        return {
-            "extraction": self.extraction_failure_rate,
-            "analysis": self.analysis_failure_rate,
-            "enrichment": self.enrichment_failure_rate,
-        }
+        """Injected provider failure share per stage (field `<stage>_failure_rate`)."""
+        return {stage: getattr(self, f"{stage}_failure_rate") for stage in STAGES}
 
     @property
     def provider_modules(self) -> list[str]:
@@ -255,8 +254,4 @@ class Settings:
     @property
     def providers(self) -> dict[str, str]:
         """Configured provider name per stage."""
-        return {
-            "extraction": self.extractor_provider,
-            "analysis": self.analyzer_provider,
-            "enrichment": self.enricher_provider,
-        }
+        return {stage: getattr(self, name) for stage, name in PROVIDER_FIELDS.items()}

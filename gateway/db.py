@@ -65,7 +65,10 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session closed on exit; the caller commits."""
+        """A session closed on exit, rolling back what was not committed.
+
+        Service functions commit their own work (the rule is in `gateway.transitions`).
+        """
         with self.sessions() as session:
             yield session
 

@@ -1,7 +1,8 @@
 """Claims on sending a job's chain: what the pipeline and the relay's sweeps record.
 
-A claim commits before anything is sent, so no transaction is open during a broker call. A job
-is stored already claimed (`jobs.create_job`); a send the broker refused hands it back to the
+Transactions follow the service layer's commit rule (`gateway.transitions`): a claim commits
+before anything is sent, so no transaction is open during a broker call. A job is stored
+already claimed (`jobs.create_job`); a send the broker refused hands it back to the
 relay with `release_dispatch`. A process that dies between a claim and its send leaves the job
 to the stalled-job sweep, which resends from the first unfinished stage; a duplicate chain is
 harmless, since a stage that finished refuses to start again.

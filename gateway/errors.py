@@ -1,8 +1,12 @@
-"""Domain errors: a small tree under GatewayError, mapped to HTTP by the API's one handler."""
+"""Errors: a small tree under GatewayError.
+
+The API's one handler maps the service layer's errors to HTTP by their `status`; the start-up
+errors (ConfigError, LauncherError) stop a process before it serves anything.
+"""
 
 
 class GatewayError(Exception):
-    """Base of every error the service layer raises on purpose."""
+    """Base of every error the gateway raises on purpose; `detail` is what the client sees."""
 
     status = 400
 
@@ -22,6 +26,12 @@ class JobNotFoundError(GatewayError):
 
 class InvalidTransitionError(GatewayError):
     """The job's current status does not allow the requested change."""
+
+    status = 400
+
+
+class InvalidPipelineError(GatewayError):
+    """A stage list that is not one of the valid pipelines (gateway.stages.VALID_PIPELINES)."""
 
     status = 400
 
@@ -49,3 +59,15 @@ class TextNotFoundError(GatewayError):
 
     def __init__(self) -> None:
         super().__init__("The job has no extracted text: its extraction has not completed.")
+
+
+class ConfigError(GatewayError):
+    """A configuration value is missing or invalid; the message names the variable."""
+
+    status = 500
+
+
+class LauncherError(GatewayError):
+    """Something `make run` needs is missing; the message says what to do."""
+
+    status = 500

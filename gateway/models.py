@@ -22,8 +22,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-STAGES = ("extraction", "analysis", "enrichment")
-
 
 class JobStatus(enum.StrEnum):
     PENDING = "pending"

@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from events.outage import Outage
 from gateway.outbox import Outbox
+from gateway.services import get_services
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +76,11 @@ class Relay:
     @classmethod
     def from_app(cls, app: Flask, stop: threading.Event | None = None) -> Relay:
         """A relay over the app's outbox and pipeline, paced by its settings."""
-        services = app.extensions["gateway"]
+        services = get_services(app)
         settings = services.settings
         return cls(
             services.outbox,
-            app.extensions["pipeline"],
+            services.pipeline,
             interval=settings.relay_interval,
             dispatch_grace=settings.dispatch_grace,
             retention=settings.outbox_retention,

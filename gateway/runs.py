@@ -1,7 +1,8 @@
-"""Stage runs: what the stage tasks record (start, retry, complete, fail), one transaction each.
+"""Stage runs: what the stage tasks record (start, retry, complete, fail).
 
-A refused transition (the job was cancelled or failed, or a duplicate delivery finds its stage
-finished) rolls back and says so; the caller then stops without recording anything.
+Transactions follow the service layer's commit rule (`gateway.transitions`): a refused
+transition (the job was cancelled or failed, or a duplicate delivery finds its stage finished)
+rolls back and says so, and the task then stops without recording anything.
 """
 
 from __future__ import annotations

@@ -1,20 +1,35 @@
-"""The process-wide services that requests, tasks and commands share."""
+"""The process-wide services that requests, tasks and commands share, and their one accessor.
+
+`create_app` builds them once per app; everything else reaches them with `get_services()`
+(the current Flask app's) or `get_services(app)`.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import redis
+from flask import Flask, current_app
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 import providers
-from gateway.config import ConfigError, Settings
+from gateway.config import PROVIDER_FIELDS, Settings
 from gateway.db import Database
+from gateway.errors import ConfigError
 from gateway.outbox import Outbox
 from providers.base import Provider
+
+if TYPE_CHECKING:  # the API uses these through Services, never by import (setup.cfg contracts)
+    from celery import Celery
+
+    from tasks.pipeline import Pipeline
+
+EXTENSION = "gateway"  # the key of Services in Flask's app.extensions
 
 
 def redis_client(settings: Settings) -> redis.Redis:
@@ -33,13 +48,6 @@ def redis_client(settings: Settings) -> redis.Redis:
     )
 
 
-PROVIDER_VARIABLES = {
-    "extraction": "EXTRACTOR_PROVIDER",
-    "analysis": "ANALYZER_PROVIDER",
-    "enrichment": "ENRICHER_PROVIDER",
-}
-
-
 def load_providers(settings: Settings) -> None:
     """Import EXTRA_PROVIDER_MODULES, then check that every configured provider is registered.
 
@@ -53,23 +61,29 @@ def load_providers(settings: Settings) -> None:
             raise ConfigError(
                 f"EXTRA_PROVIDER_MODULES={settings.extra_provider_modules!r} is invalid: {exc}"
             ) from None
+    variables = {f.name: f.metadata["env"] for f in dataclasses.fields(Settings)}
     for stage, name in settings.providers.items():
         choices = providers.available(stage)
         if name not in choices:
             raise ConfigError(
-                f"{PROVIDER_VARIABLES[stage]}={name!r} is invalid: "
+                f"{variables[PROVIDER_FIELDS[stage]]}={name!r} is invalid: "
                 f"must be one of {', '.join(choices)}"
             )
 
 
 @dataclass
 class Services:
-    """Settings, database, Redis, event outbox and providers of one process."""
+    """Settings, database, Redis, event outbox, providers, Celery app and pipeline of one app.
+
+    `celery` and `pipeline` are attached by `create_app` once the Celery app exists.
+    """
 
     settings: Settings
     database: Database
     redis: redis.Redis
     outbox: Outbox
+    celery: Celery = field(init=False)
+    pipeline: Pipeline = field(init=False)
     _providers: dict[tuple[str, str], Provider] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -99,3 +113,10 @@ class Services:
                     failure_rate=self.settings.failure_rates[stage],
                 )
             return self._providers[key]
+
+
+def get_services(app: Flask | None = None) -> Services:
+    """The Services of `app`, by default of the current Flask app (a request, a task, a command)."""
+    services = (app or current_app).extensions[EXTENSION]
+    assert isinstance(services, Services), f"app.extensions[{EXTENSION!r}] is not Services"
+    return services

@@ -24,9 +24,10 @@ from sqlalchemy.orm import Session
 
 from gateway.errors import JobNotFoundError, TextNotFoundError
 from gateway.models import JOBS, RUNS, TEXTS
+from gateway.stages import STAGES
 
 # The stage whose `text` may be stored apart: the one whose output is the document's text.
-TEXT_STAGE = "extraction"
+TEXT_STAGE = STAGES[0]
 # Characters of a stored text that its result shows.
 PREVIEW_LENGTH = 200
 # What stands in a result for a text stored apart, in this order, where `text` stood.

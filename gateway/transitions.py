@@ -1,7 +1,15 @@
 """Conditional updates: the only way a job or its stage runs change, each saying whether it applied.
 
-Every service function is one transaction that it commits, made of these statements. Lock
-order: a transaction that records an event updates its job row first (`job_update`), which
+The commit rule of the service layer (`jobs`, `runs`, `dispatch`): each function takes the
+caller's session and is one unit of work on it. A function that writes commits before it
+returns, its changes made of these statements; when a change is refused (a conditional update
+that did not apply) it rolls back and says so (False or None) or raises a GatewayError, and
+nothing is half-written. A function that only reads does not commit. So a caller never
+commits a service function's work, and holds no transaction open across a broker or Redis
+call. Helpers that add to the caller's transaction (`outbox.record`, `texts.store`) never
+commit.
+
+Lock order: a transaction that records an event updates its job row first (`job_update`), which
 takes the job's row lock and its next event number; one job's writers queue on that lock, so
 the numbers, the outbox ids and the stream all follow the lifecycle, and no two writers of a
 job can deadlock. Statements are built once with bind parameters (:job, :stage, :now, ...)

@@ -3,29 +3,27 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from celery import Celery, Task
+from celery import Celery
 from flask import Flask
 
 import celeryconfig
+from gateway.config import Settings
 from tasks import broker
+from tasks.base import AppContextTask
 
 
-class AppContextTask(Task):  # type: ignore[misc]
-    """A task whose body runs inside the owning Flask app's context."""
+class FlaskCelery(Celery):  # type: ignore[misc]
+    """A Celery app that knows its Flask app, whose context its tasks run in."""
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        with self.app.flask_app.app_context():
-            return super().__call__(*args, **kwargs)
+    flask_app: Flask
 
 
-def celery_init_app(app: Flask) -> Celery:
-    """Create the Celery app for `app` and register it as `app.extensions['celery']`."""
-    settings = app.extensions["gateway"].settings
+def celery_init_app(app: Flask, settings: Settings) -> FlaskCelery:
+    """Create the Celery app of `app`, configured from `settings`, with the stage tasks registered."""
     broker.use_for_redis_urls()
-    celery = Celery(app.import_name, task_cls=AppContextTask, set_as_current=True)
-    celery.flask_app = app  # type: ignore[attr-defined]
+    celery = FlaskCelery(app.import_name, task_cls=AppContextTask, set_as_current=True)
+    celery.flask_app = app
     celery.config_from_object(celeryconfig.from_settings(settings))
     celery.set_default()
     import tasks.signals
@@ -37,5 +35,4 @@ def celery_init_app(app: Flask) -> Celery:
         # retries and failures still log at WARNING and above.
         for name in ("celery.app.trace", "celery.worker.strategy"):
             logging.getLogger(name).setLevel(logging.WARNING)
-    app.extensions["celery"] = celery
     return celery

@@ -17,7 +17,8 @@ from events.outage import Outage
 from gateway import dispatch
 from gateway.db import Database
 from gateway.jobs import JobSnapshot, RunSnapshot
-from gateway.models import STAGES, StageStatus, utcnow
+from gateway.models import StageStatus, utcnow
+from gateway.stages import STAGES
 from tasks.stages import task_name
 
 log = logging.getLogger(__name__)

@@ -8,6 +8,7 @@ from typing import Any
 from celery import signals
 
 from gateway import runs
+from gateway.services import get_services
 from providers import ProviderError
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ def fail_job_after_final_failure(
     else:
         log.error("stage %s of job %s crashed", stage, job_id, exc_info=exception)
         message = f"Internal error: {type(exception).__name__}"
-    with sender.app.flask_app.extensions["gateway"].database.session() as session:
+    with get_services(sender.app.flask_app).database.session() as session:
         runs.fail_stage(session, job_id, stage, message)
 
 
@@ -41,5 +42,4 @@ def reset_connections(**_: Any) -> None:
     """A forked pool process must not share the parent's database connections."""
     from celery import current_app as celery
 
-    gateway = celery.flask_app.extensions["gateway"]
-    gateway.database.dispose()
+    get_services(celery.flask_app).database.dispose()

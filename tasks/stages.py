@@ -8,13 +8,13 @@ from typing import NoReturn
 
 from celery import shared_task
 from celery.exceptions import Ignore, Reject
-from flask import current_app
 from sqlalchemy.exc import OperationalError
 
 from gateway import runs
-from gateway.models import STAGES
+from gateway.services import get_services
+from gateway.stages import STAGES
 from providers import ProviderError
-from tasks.app import AppContextTask
+from tasks.base import AppContextTask
 
 log = logging.getLogger(__name__)
 
@@ -46,15 +46,15 @@ def run_stage(task: StageTask, job_id: str, provider_name: str) -> None:
     completed, whose next stage never began (its worker died in between), first sends the rest
     of the chain (runs.unsent_rest).
     """
-    gateway = current_app.extensions["gateway"]
-    settings = gateway.settings
+    services = get_services()
+    settings = services.settings
     try:
-        with gateway.database.session() as session:
+        with services.database.session() as session:
             data = runs.start_stage(session, job_id, task.stage)
             unsent = runs.unsent_rest(session, job_id, task.stage) if data is None else None
         if unsent is not None:
             job, rest = unsent
-            current_app.extensions["pipeline"].start(job, rest)
+            services.pipeline.start(job, rest)
             log.warning(
                 "stage %s of job %s delivered again after it completed, its next stage unsent: "
                 "sent the stages from %s",
@@ -68,12 +68,12 @@ def run_stage(task: StageTask, job_id: str, provider_name: str) -> None:
                 "stage %s of job %s not started: job inactive or stage done", task.stage, job_id
             )
             raise Ignore()
-        provider = gateway.provider(task.stage, provider_name)
+        provider = services.provider(task.stage, provider_name)
         try:
             result = provider.process(data, timeout=settings.stage_time_limit)
         except ProviderError as exc:
             retry_provider_error(task, job_id, exc)
-        with gateway.database.session() as session:
+        with services.database.session() as session:
             completed = runs.complete_stage(
                 session, job_id, task.stage, result, inline_text_limit=settings.inline_text_limit
             )
@@ -105,16 +105,16 @@ def retry_provider_error(task: StageTask, job_id: str, exc: ProviderError) -> No
     The provider failures stored on the stage bound the retries (runs.provider_failures):
     neither a redelivery, nor a duplicate, nor a retry for a database outage uses one up.
     """
-    gateway = current_app.extensions["gateway"]
-    settings = gateway.settings
-    with gateway.database.session() as session:
+    services = get_services()
+    settings = services.settings
+    with services.database.session() as session:
         failures = runs.provider_failures(session, job_id, task.stage)
     if failures >= settings.stage_max_retries:
         raise exc  # retries exhausted: the task_failure handler fails the stage and the job
     countdown = backoff(failures, settings.retry_backoff_base, settings.retry_backoff_max)
     # Recorded before the retry is published (the task_retry signal fires after): the next
     # attempt may start at once, and its job.stage_started must follow this event.
-    with gateway.database.session() as session:
+    with services.database.session() as session:
         if not runs.record_retry(session, job_id, task.stage, str(exc), round(countdown, 3)):
             log.info("stage %s of job %s not retried: job inactive", task.stage, job_id)
             raise Ignore() from exc

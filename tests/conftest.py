@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from gateway import create_app
 from gateway.config import Settings
 from gateway.db import upgrade_schema
-from gateway.services import Services
+from gateway.services import Services, get_services
 from tests.support import RedisServer
 
 PG_ADMIN_URL = os.environ.get(
@@ -89,8 +89,8 @@ def make_app(settings: Settings, postgres_url: str, redis_server: RedisServer) -
 
     yield build
     for app in built:
-        app.extensions["gateway"].database.dispose()
-        app.extensions["gateway"].redis.close()
+        get_services(app).database.dispose()
+        get_services(app).redis.close()
     engine = create_engine(postgres_url)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {', '.join(TABLES)}"))
@@ -112,7 +112,7 @@ def client(app: Flask) -> FlaskClient:
 
 @pytest.fixture
 def services(app: Flask) -> Services:
-    return app.extensions["gateway"]  # type: ignore[no-any-return]
+    return get_services(app)
 
 
 @pytest.fixture
@@ -125,7 +125,7 @@ def session(services: Services) -> Iterator[Session]:
 @pytest.fixture
 def worker(app: Flask) -> Iterator[Any]:
     """A live Celery worker (threads pool) consuming the test broker."""
-    celery = app.extensions["celery"]
+    celery = get_services(app).celery
     with start_worker(
         celery,
         pool="threads",
@@ -147,7 +147,7 @@ def worker_for() -> Iterator[Any]:
         options = {"queues": queues} if queues else {}
         return stack.enter_context(
             start_worker(
-                app.extensions["celery"],
+                get_services(app).celery,
                 pool="threads",
                 concurrency=concurrency,
                 perform_ping_check=False,

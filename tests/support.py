@@ -24,7 +24,9 @@ from flask import Flask
 from events.model import TERMINAL_TYPES, Event
 from gateway import jobs
 from gateway.config import Settings
-from gateway.models import STAGES, Job
+from gateway.models import Job
+from gateway.services import get_services
+from gateway.stages import STAGES
 
 T = TypeVar("T")
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -305,7 +307,7 @@ def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
 
 def load_job(app: Flask, job_id: str) -> Job:
     """The job as stored right now, with its stage runs (read in a fresh session)."""
-    with app.extensions["gateway"].database.session() as session:
+    with get_services(app).database.session() as session:
         return jobs.get_job(session, job_id)
 
 
@@ -318,7 +320,7 @@ def wait_for_job(app: Flask, job_id: str, *statuses: str, timeout: float = 15.0)
 
 def job_events(app: Flask, job_id: str) -> list[Event]:
     """The job's entries on the app's events stream, in stream order."""
-    services = app.extensions["gateway"]
+    services = get_services(app)
     entries = services.redis.xrange(services.settings.events_stream)
     events = [Event.from_fields(fields) for _, fields in entries]
     return [event for event in events if event.job_id == job_id]
@@ -326,7 +328,7 @@ def job_events(app: Flask, job_id: str) -> list[Event]:
 
 def broker_is_idle(app: Flask) -> bool:
     """No stage message queued or held unacknowledged by a worker (ETA retries included)."""
-    client = app.extensions["gateway"].redis
+    client = get_services(app).redis
     return queued_stages(client) == 0 and client.hlen("unacked") == 0
 
 

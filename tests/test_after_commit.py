@@ -16,6 +16,7 @@ from gateway import jobs
 from gateway.db import Database, upgrade_schema
 from gateway.models import Job, OutboxEvent
 from gateway.relay import Relay
+from gateway.services import get_services
 from tests.factories import DOCUMENT, FULL_PIPELINE, job_payload
 from tests.support import RedisServer, TcpProxy, free_port, load_job, wait_for_job
 from tests.test_events import history, steps, successful_steps
@@ -74,7 +75,7 @@ def test_events_redis_refuses_after_the_commit_neither_fail_the_post_nor_stop_th
 ):
     # Given a stream key that holds a string, so that every append fails with WRONGTYPE
     app = make_app(dispatch_grace=0.0)
-    services = app.extensions["gateway"]
+    services = get_services(app)
     stream = services.settings.events_stream
     services.redis.set(stream, "not a stream")
     worker_for(app)
@@ -103,7 +104,7 @@ def test_a_database_error_after_the_commit_does_not_turn_a_stored_job_into_an_er
         database_url=url.set(port=proxy.port).render_as_string(hide_password=False),
         redis_url=f"redis://127.0.0.1:{free_port()}/0",
     )
-    sessions = app.extensions["gateway"].database.sessions
+    sessions = get_services(app).database.sessions
 
     def cut(_session: Any) -> None:
         proxy.cut()

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from gateway import runs
 from gateway.models import Job, OutboxEvent
+from gateway.services import get_services
 from tests.factories import DOCUMENT, job_payload, make_job
 from tests.support import free_port, wait_until
 
@@ -99,7 +100,7 @@ def test_a_job_created_while_the_broker_is_down_is_201_and_waits_pending(make_ap
     assert elapsed < 5
     job_id = response.get_json()["id"]
     assert client.get(f"/api/jobs/{job_id}/").get_json()["status"] == "pending"
-    with app.extensions["gateway"].database.session() as session:
+    with get_services(app).database.session() as session:
         job = stored(session, job_id)
         assert job.status == "pending" and job.dispatched_at is None
 

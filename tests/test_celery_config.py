@@ -6,12 +6,13 @@ import uuid
 from pathlib import Path
 
 from gateway.config import Settings
+from gateway.services import get_services
 from tests.factories import make_job
 from tests.support import WorkerProcess, broker_is_idle, load_job, wait_for_job, wait_until
 
 
 def test_the_app_acks_late_requeues_lost_work_and_takes_one_message_at_a_time(app, settings):
-    conf = app.extensions["celery"].conf
+    conf = get_services(app).celery.conf
 
     assert conf.task_acks_late is True
     assert conf.task_reject_on_worker_lost is True
@@ -22,7 +23,7 @@ def test_the_app_acks_late_requeues_lost_work_and_takes_one_message_at_a_time(ap
 
 
 def test_the_app_speaks_json_only_stores_no_results_and_sends_task_events(app):
-    conf = app.extensions["celery"].conf
+    conf = get_services(app).celery.conf
 
     assert (conf.task_serializer, conf.accept_content, conf.event_serializer) == (
         "json",
@@ -34,7 +35,7 @@ def test_the_app_speaks_json_only_stores_no_results_and_sends_task_events(app):
 
 
 def test_each_stage_is_a_task_named_after_it(app):
-    tasks = app.extensions["celery"].tasks
+    tasks = get_services(app).celery.tasks
 
     for stage in ("extraction", "analysis", "enrichment"):
         task = tasks[f"gateway.{stage}"]
@@ -44,7 +45,7 @@ def test_each_stage_is_a_task_named_after_it(app):
 
 def test_a_pickled_stage_message_is_refused_and_never_runs(app, session, worker):
     job = make_job(session)
-    extraction = app.extensions["celery"].tasks["gateway.extraction"]
+    extraction = get_services(app).celery.tasks["gateway.extraction"]
 
     extraction.apply_async((job.id, "fast"), task_id=job.runs[0].task_id, serializer="pickle")
 
@@ -52,7 +53,7 @@ def test_a_pickled_stage_message_is_refused_and_never_runs(app, session, worker)
     wait_until(lambda: broker_is_idle(app))
     assert load_job(app, job.id).status == "pending"
     # Had the pickled extraction run, the JSON chain's extraction would be refused as a duplicate
-    assert app.extensions["pipeline"].dispatch(job.id)
+    assert get_services(app).pipeline.dispatch(job.id)
     stored = wait_for_job(app, job.id, "completed")
     assert [(r.status, r.attempts) for r in stored.runs] == [("completed", 1)] * 3
     wait_until(lambda: broker_is_idle(app))
@@ -76,7 +77,7 @@ def test_the_default_worker_process_runs_a_threads_pool_of_thirty_two(
         process.start()
 
         # When we ask it for its statistics over the broker
-        inspect = app.extensions["celery"].control.inspect(timeout=0.5)
+        inspect = get_services(app).celery.control.inspect(timeout=0.5)
         stats = wait_until(lambda: inspect.stats(), timeout=30)
     except BaseException:
         print(process.log())

@@ -23,8 +23,10 @@ from events.consumer import Consumer, ConsumerOptions
 from events.dedupe import Deduplicator
 from events.model import TERMINAL_TYPES, Event
 from gateway.config import Settings
-from gateway.models import STAGES, Job, OutboxEvent, StageRun
+from gateway.models import Job, OutboxEvent, StageRun
 from gateway.relay import Relay
+from gateway.services import get_services
+from gateway.stages import STAGES
 from tasks.pipeline import build_chain
 from tests.factories import make_job
 from tests.support import WorkerProcess, broker_is_idle, running_in_thread, wait_until
@@ -82,7 +84,7 @@ def produce(
 
     With `twice`, each job's chain is published a second time, identical (same task ids).
     """
-    services, pipeline = app.extensions["gateway"], app.extensions["pipeline"]
+    services, pipeline = get_services(app), get_services(app).pipeline
 
     def run() -> None:
         for i in range(count):
@@ -92,7 +94,7 @@ def produce(
             pipeline.dispatch(job.id)
             if twice:
                 build_chain(
-                    app.extensions["celery"], job, services.settings.providers
+                    get_services(app).celery, job, services.settings.providers
                 ).apply_async()
             time.sleep(1 / per_second)
 
@@ -102,7 +104,7 @@ def produce(
 
 
 def statuses(app: Flask, job_ids: list[str]) -> Counter[str]:
-    with app.extensions["gateway"].database.session() as session:
+    with get_services(app).database.session() as session:
         rows = session.execute(
             select(Job.status, func.count()).where(Job.id.in_(job_ids)).group_by(Job.status)
         )
@@ -111,10 +113,10 @@ def statuses(app: Flask, job_ids: list[str]) -> Counter[str]:
 
 def unfinished(app: Flask, job_ids: list[str]) -> str:
     """The jobs that did not complete, with their runs (for a failure message)."""
-    client = app.extensions["gateway"].redis
+    client = get_services(app).redis
     unacked = " ".join(client.hvals("unacked"))
     queued = " ".join(m for stage in STAGES for m in client.lrange(stage, 0, -1))
-    with app.extensions["gateway"].database.session() as session:
+    with get_services(app).database.session() as session:
         jobs = session.scalars(select(Job).where(Job.id.in_(job_ids), Job.status != "completed"))
         return "\n".join(
             f"{j.id} {j.status} "
@@ -136,7 +138,7 @@ def all_completed(app: Flask, job_ids: list[str], count: int, timeout: float) ->
 
 def all_published(app: Flask, job_ids: list[str]) -> bool:
     """Every event of these jobs is on the stream (the relay marked the last leftovers)."""
-    with app.extensions["gateway"].database.session() as session:
+    with get_services(app).database.session() as session:
         left = session.scalar(
             select(func.count())
             .select_from(OutboxEvent)
@@ -146,13 +148,13 @@ def all_published(app: Flask, job_ids: list[str]) -> bool:
 
 
 def stored_runs(app: Flask, job_ids: list[str]) -> list[StageRun]:
-    with app.extensions["gateway"].database.session() as session:
+    with get_services(app).database.session() as session:
         return list(session.scalars(select(StageRun).where(StageRun.job_id.in_(job_ids))))
 
 
 def outbox_order(app: Flask, job_ids: list[str]) -> dict[str, list[str]]:
     """Each job's event ids in the order they were committed (their seq)."""
-    with app.extensions["gateway"].database.session() as session:
+    with get_services(app).database.session() as session:
         rows = session.execute(
             select(OutboxEvent.job_id, OutboxEvent.event_id)
             .where(OutboxEvent.job_id.in_(job_ids))
@@ -166,7 +168,7 @@ def outbox_order(app: Flask, job_ids: list[str]) -> dict[str, list[str]]:
 
 def stream_history(app: Flask) -> dict[str, list[dict[str, Any]]]:
     """Each job's stream entries in stream order, payload decoded (duplicates kept)."""
-    services = app.extensions["gateway"]
+    services = get_services(app)
     by_job: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for _entry_id, fields in services.redis.xrange(services.settings.events_stream):
         by_job[fields["job_id"]].append({**fields, "payload": json.loads(fields["payload"])})
@@ -197,7 +199,7 @@ def test_jobs_flowing_while_workers_are_killed_again_and_again_all_complete_exac
 ):
     # Given two worker processes, a relay, and 120 jobs arriving at 20 per second
     app = make_app(**CHAOS)
-    settings = app.extensions["gateway"].settings
+    settings = get_services(app).settings
     workers = [worker(settings, tmp_path, f"massacre{i}") for i in (1, 2)]
     rng = random.Random(20261201)
     job_ids: list[str] = []
@@ -282,7 +284,7 @@ def test_every_stage_message_delivered_twice_and_the_stream_replayed_change_no_r
     # Given two workers on the same queues that publish every stage message twice, and 60 jobs
     # whose first message is published twice too
     app = make_app(**CHAOS)
-    settings = app.extensions["gateway"].settings
+    settings = get_services(app).settings
     doubling = settings.replace(extra_provider_modules="tests.duplicate_hooks")
     workers = [worker(doubling, tmp_path, f"storm{i}") for i in (1, 2)]
     job_ids: list[str] = []
@@ -326,7 +328,7 @@ def test_every_stage_message_delivered_twice_and_the_stream_replayed_change_no_r
 
     # When every entry of the stream is appended again (a replay), and a downstream group
     # builds its read model through the event_id dedupe helper
-    services = app.extensions["gateway"]
+    services = get_services(app)
     stream = settings.events_stream
     entries = [fields for _, fields in services.redis.xrange(stream)]
     for fields in entries:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import ConfigError, Settings
+from gateway.config import Settings
+from gateway.errors import ConfigError
 
 
 def test_defaults_match_the_documented_contract():

@@ -17,6 +17,7 @@ from events.model import EVENT_TYPES, TERMINAL_TYPES
 from gateway import jobs
 from gateway.errors import InvalidTransitionError
 from gateway.models import StageRun
+from gateway.services import get_services
 from tests.factories import FULL_PIPELINE, make_job
 from tests.support import wait_until
 
@@ -75,7 +76,7 @@ def test_a_completed_job_publishes_created_then_each_stage_then_completed(
 ):
     # Given a three-stage job handed to the worker
     job = make_job(session)
-    assert app.extensions["pipeline"].dispatch(job.id)
+    assert get_services(app).pipeline.dispatch(job.id)
 
     # When it has run
     wait_until(terminal_reached(services, job.id))
@@ -89,11 +90,11 @@ def test_a_completed_job_publishes_created_then_each_stage_then_completed(
 def test_a_failing_stage_publishes_its_retries_and_ends_with_failed(make_app, worker_for):
     # Given analysis always fails and may be retried twice
     app = make_app(analysis_failure_rate=1.0, stage_max_retries=2)
-    services = app.extensions["gateway"]
+    services = get_services(app)
     worker_for(app)
     with services.database.session() as s:
         job = make_job(s, stages=["extraction", "analysis", "enrichment"])
-    assert app.extensions["pipeline"].dispatch(job.id)
+    assert get_services(app).pipeline.dispatch(job.id)
 
     # When the job has run out of retries
     wait_until(terminal_reached(services, job.id))
@@ -124,18 +125,18 @@ def test_a_failing_stage_publishes_its_retries_and_ends_with_failed(make_app, wo
 def test_a_cancelled_job_ends_with_cancelled_and_nothing_follows(make_app, worker_for):
     # Given a job whose extraction takes about a second
     app = make_app(extractor_provider="slow", provider_latency_scale=0.5)
-    services = app.extensions["gateway"]
+    services = get_services(app)
     worker_for(app)
     with services.database.session() as s:
         job = make_job(s)
-    assert app.extensions["pipeline"].dispatch(job.id)
+    assert get_services(app).pipeline.dispatch(job.id)
     stream = services.settings.events_stream
     wait_until(lambda: len(history(services.redis, stream).get(job.id, [])) >= 2)
 
     # When it is cancelled while extraction runs
     with services.database.session() as s:
         cancellation = jobs.cancel_job(s, job.id)
-    app.extensions["pipeline"].revoke(cancellation.unfinished_task_ids)
+    get_services(app).pipeline.revoke(cancellation.unfinished_task_ids)
 
     # Then, once the running extraction has finished, job.cancelled is still the last event
     time.sleep(1.5)  # longer than the slow extraction at this scale (0.9-1.1 s)
@@ -153,7 +154,7 @@ def test_each_entry_carries_the_envelope_with_a_utc_timestamp_and_a_json_payload
 ):
     # Given a completed two-stage job
     job = make_job(session, stages=["extraction", "analysis"])
-    assert app.extensions["pipeline"].dispatch(job.id)
+    assert get_services(app).pipeline.dispatch(job.id)
     wait_until(terminal_reached(services, job.id))
 
     # Then every entry has exactly the envelope fields, well formed
@@ -193,7 +194,7 @@ def test_many_concurrent_jobs_each_get_ordered_events_and_exactly_one_terminal_e
 ):
     # Given forty jobs of every pipeline length, dispatched at once, a third of them
     # cancelled right away (racing the worker)
-    pipeline = app.extensions["pipeline"]
+    pipeline = get_services(app).pipeline
     created = {}
     for i in range(40):
         stages = FULL_PIPELINE[: i % 3 + 1]

@@ -22,6 +22,7 @@ import redis
 
 from gateway.config import Settings
 from gateway.launcher import commands, flower_environment
+from gateway.services import get_services
 from tests.factories import make_job
 from tests.support import free_port, wait_until
 
@@ -108,7 +109,7 @@ def test_flower_lists_each_stage_task_with_the_job_id(flower, app, session):
     # Given Flower and a worker on the test broker
     # When a job runs the full pipeline
     job = make_job(session)
-    assert app.extensions["pipeline"].dispatch(job.id)
+    assert get_services(app).pipeline.dispatch(job.id)
 
     # Then Flower's API lists one succeeded task per stage, named after it, with the job id
     def stage_tasks() -> dict[str, dict[str, Any]]:

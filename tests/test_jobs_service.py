@@ -6,11 +6,12 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import func, select
 
 from events.model import TERMINAL_TYPES
 from gateway import jobs, runs
-from gateway.errors import InvalidTransitionError
+from gateway.errors import GatewayError, InvalidPipelineError, InvalidTransitionError
 from gateway.models import Job, OutboxEvent
 from tests.factories import make_job
 
@@ -56,6 +57,18 @@ def cancelled(outcome: Any) -> bool:
         return True
     assert isinstance(outcome, InvalidTransitionError), outcome
     return False
+
+
+@pytest.mark.parametrize(
+    "stages", [[], ["analysis"], ["extraction", "enrichment"], ["extraction"] * 2]
+)
+def test_create_job_refuses_a_stage_list_that_is_not_a_pipeline_and_stores_nothing(session, stages):
+    with pytest.raises(InvalidPipelineError) as refused:
+        jobs.create_job(
+            session, document_name="n", document_type="t", document_content="c", stages=stages
+        )
+    assert isinstance(refused.value, GatewayError) and refused.value.status == 400
+    assert session.scalar(select(func.count()).select_from(Job)) == 0
 
 
 def test_completing_the_last_stage_races_cancel_and_exactly_one_wins(services, session):

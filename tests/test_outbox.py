@@ -10,6 +10,7 @@ from events.model import TERMINAL_TYPES
 from gateway import jobs, runs
 from gateway.models import OutboxEvent, utcnow
 from gateway.relay import Relay
+from gateway.services import get_services
 from tests.factories import FULL_PIPELINE, make_job
 from tests.support import running_in_thread, wait_until
 from tests.test_events import history, steps, successful_steps
@@ -17,7 +18,7 @@ from tests.test_events import history, steps, successful_steps
 
 def unpublished(app) -> list[str]:
     """Event types the relay has not marked published yet, in id order."""
-    with app.extensions["gateway"].database.session() as s:
+    with get_services(app).database.session() as s:
         query = select(OutboxEvent.event_type).where(OutboxEvent.published_at.is_(None))
         return list(s.scalars(query.order_by(OutboxEvent.id)))
 
@@ -27,7 +28,7 @@ def test_an_event_committed_while_redis_is_down_is_appended_later_before_the_job
 ):
     # Given a job whose creation is on the stream
     app = make_app(redis_url=own_redis.url(), dispatch_grace=0.0)
-    services = app.extensions["gateway"]
+    services = get_services(app)
     stream = services.settings.events_stream
     relay = Relay.from_app(app)
     with services.database.session() as s:
@@ -61,7 +62,7 @@ def test_an_event_committed_while_redis_is_down_is_appended_later_before_the_job
 def test_the_relay_appends_what_was_committed_during_an_outage_in_commit_order(make_app, own_redis):
     # Given Redis down while three jobs are created and two of them cancelled
     app = make_app(redis_url=own_redis.url(), dispatch_grace=0.0)
-    services = app.extensions["gateway"]
+    services = get_services(app)
     own_redis.stop()
     with services.database.session() as s:
         created = [make_job(s) for _ in range(3)]
@@ -87,7 +88,7 @@ def test_the_relay_appends_what_was_committed_during_an_outage_in_commit_order(m
 def test_the_relay_leaves_young_events_to_the_process_that_committed_them(make_app, own_redis):
     # Given an event committed while Redis was down, and a relay whose grace is a minute
     app = make_app(redis_url=own_redis.url(), dispatch_grace=60.0)
-    services = app.extensions["gateway"]
+    services = get_services(app)
     own_redis.stop()
     with services.database.session() as s:
         make_job(s)
@@ -113,7 +114,7 @@ def test_a_relay_racing_the_publishers_never_duplicates_or_reorders_an_event(app
         for _ in range(20):
             with services.database.session() as s:
                 ids.append(make_job(s).id)
-            app.extensions["pipeline"].dispatch(ids[-1])  # unless the relay claimed it first
+            get_services(app).pipeline.dispatch(ids[-1])  # unless the relay claimed it first
         stream = services.settings.events_stream
 
         def all_terminal() -> bool:
@@ -136,7 +137,7 @@ def test_a_relay_racing_the_publishers_never_duplicates_or_reorders_an_event(app
 def test_published_rows_older_than_the_retention_are_purged_and_nothing_else(make_app):
     # Given two published rows (one old, one recent) and an old row never published
     app = make_app(outbox_retention=3600.0)
-    services = app.extensions["gateway"]
+    services = get_services(app)
     with services.database.session() as s:
         old, recent, stuck = (make_job(s).id for _ in range(3))
         hours_ago = utcnow() - timedelta(hours=2)

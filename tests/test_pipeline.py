@@ -8,6 +8,7 @@ import pytest
 import redis
 
 from events import model as ev
+from gateway.services import get_services
 from tests import outage_providers  # noqa: F401  (registers the flaky-once analyzer)
 from tests.factories import DOCUMENT, make_job
 from tests.support import (
@@ -20,9 +21,9 @@ from tests.support import (
 
 def create_and_dispatch(app: Any, stages: list[str] | None = None, **fields: Any) -> str:
     """Store a job through the service layer and hand its chain to the broker."""
-    with app.extensions["gateway"].database.session() as session:
+    with get_services(app).database.session() as session:
         job = make_job(session, stages, **fields)
-    assert app.extensions["pipeline"].dispatch(job.id)
+    assert get_services(app).pipeline.dispatch(job.id)
     return job.id
 
 
@@ -119,11 +120,11 @@ def test_pipeline_sends_its_chain_through_its_own_celery_app(make_app, redis_ser
     # Given two apps on two broker databases, the second created last (so Celery's current app)
     first = make_app(redis_url=redis_server.url(1))
     make_app(redis_url=redis_server.url(2))
-    with first.extensions["gateway"].database.session() as session:
+    with get_services(first).database.session() as session:
         job = make_job(session)
 
     # When the first app dispatches a job
-    assert first.extensions["pipeline"].dispatch(job.id)
+    assert get_services(first).pipeline.dispatch(job.id)
 
     # Then the message sits in the first app's broker, not in the current app's
     queue_length = {
@@ -136,9 +137,9 @@ def test_pipeline_sends_its_chain_through_its_own_celery_app(make_app, redis_ser
 def test_a_stage_that_always_fails_is_retried_then_fails_the_job(make_app, worker_for, stage):
     # Given a worker whose provider for `stage` always fails, and 2 retries per stage
     app = make_app(**{f"{stage}_failure_rate": 1.0})
-    settings = app.extensions["gateway"].settings
+    settings = get_services(app).settings
     worker_for(app)
-    with TaskEvents(app.extensions["celery"]) as task_events:
+    with TaskEvents(get_services(app).celery) as task_events:
         # When a full job runs
         job_id = create_and_dispatch(app)
         job = wait_for_job(app, job_id, "failed")
@@ -148,7 +149,7 @@ def test_a_stage_that_always_fails_is_retried_then_fails_the_job(make_app, worke
     # Then the stage ran 1 + STAGE_MAX_RETRIES times, and failed with the provider's message
     attempts = 1 + settings.stage_max_retries
     assert run.status == "failed" and run.attempts == attempts
-    message = f"{type(app.extensions['gateway'].provider(stage, settings.providers[stage])).__name__} failed: provider unavailable"
+    message = f"{type(get_services(app).provider(stage, settings.providers[stage])).__name__} failed: provider unavailable"
     assert run.error == message
     assert (job.error_stage, job.error_message) == (stage, message)
     # earlier results are kept, later stages skipped and never sent

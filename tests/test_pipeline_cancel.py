@@ -13,6 +13,7 @@ from events import model as ev
 from gateway import jobs
 from gateway.errors import InvalidTransitionError
 from gateway.models import Job
+from gateway.services import get_services
 from tasks.pipeline import build_chain
 from tests.factories import make_job
 from tests.support import (
@@ -26,15 +27,15 @@ from tests.support import (
 
 
 def create(app: Any, stages: list[str] | None = None) -> Job:
-    with app.extensions["gateway"].database.session() as session:
+    with get_services(app).database.session() as session:
         return make_job(session, stages)
 
 
 def cancel(app: Any, job_id: str) -> Job:
     """Cancel as the API does: the conditional update first, then revoke what has not finished."""
-    with app.extensions["gateway"].database.session() as session:
+    with get_services(app).database.session() as session:
         cancellation = jobs.cancel_job(session, job_id)
-    app.extensions["pipeline"].revoke(cancellation.unfinished_task_ids)
+    get_services(app).pipeline.revoke(cancellation.unfinished_task_ids)
     return cancellation.job
 
 
@@ -50,8 +51,8 @@ def test_cancel_before_dispatch_means_the_chain_is_never_sent(app, worker):
     assert cancelled.status == "cancelled"
     assert [r.status for r in cancelled.runs] == ["skipped"] * 3
     # Neither the API's dispatch nor the relay's sweep sends a cancelled job
-    assert app.extensions["pipeline"].dispatch(job.id) is False
-    assert app.extensions["pipeline"].dispatch_undispatched(grace=0) == 0
+    assert get_services(app).pipeline.dispatch(job.id) is False
+    assert get_services(app).pipeline.dispatch_undispatched(grace=0) == 0
     stored = load_job(app, job.id)
     assert stored.dispatched_at is None and [r.attempts for r in stored.runs] == [0, 0, 0]
     assert event_types(app, job.id) == [ev.JOB_CREATED, ev.JOB_CANCELLED]
@@ -61,12 +62,12 @@ def test_cancel_before_dispatch_means_the_chain_is_never_sent(app, worker):
 def test_cancel_of_a_queued_chain_revokes_it_before_it_runs(app, worker):
     # Given a pending job, cancelled and revoked while a worker listens
     job = create(app)
-    with TaskEvents(app.extensions["celery"]) as task_events:
+    with TaskEvents(get_services(app).celery) as task_events:
         cancel(app, job.id)
 
         # When its chain reaches the broker anyway (a dispatcher that claimed it just before)
-        providers = app.extensions["gateway"].settings.providers
-        build_chain(app.extensions["celery"], job, providers).apply_async()
+        providers = get_services(app).settings.providers
+        build_chain(get_services(app).celery, job, providers).apply_async()
         first = job.runs[0].task_id
         wait_until(lambda: task_events.of_type("task-revoked", first))
         wait_until(lambda: broker_is_idle(app))
@@ -84,11 +85,11 @@ def test_a_chain_no_worker_heard_revoked_is_stopped_by_the_status_check(make_app
     # Given a job cancelled while no worker was online (revokes live in worker memory only)
     app = make_app()
     job = create(app)
-    assert app.extensions["pipeline"].dispatch(job.id)
+    assert get_services(app).pipeline.dispatch(job.id)
     cancel(app, job.id)
 
     # When a worker starts and receives the queued chain
-    with TaskEvents(app.extensions["celery"]) as task_events:
+    with TaskEvents(get_services(app).celery) as task_events:
         worker_for(app)
         first = job.runs[0].task_id
         wait_until(lambda: task_events.of_type("task-started", first))
@@ -107,8 +108,8 @@ def test_cancel_while_extraction_runs_discards_its_result_and_skips_the_rest(mak
     app = make_app(extractor_provider="slow", provider_latency_scale=0.5)
     worker_for(app)
     job = create(app)
-    with TaskEvents(app.extensions["celery"]) as task_events:
-        assert app.extensions["pipeline"].dispatch(job.id)
+    with TaskEvents(get_services(app).celery) as task_events:
+        assert get_services(app).pipeline.dispatch(job.id)
         wait_until(lambda: load_job(app, job.id).runs[0].status == "started")
 
         # When the job is cancelled
@@ -133,7 +134,7 @@ def test_cancel_while_extraction_runs_discards_its_result_and_skips_the_rest(mak
 
 def test_cancel_after_completion_is_refused_and_changes_nothing(app, worker):
     job = create(app)
-    assert app.extensions["pipeline"].dispatch(job.id)
+    assert get_services(app).pipeline.dispatch(job.id)
     completed = wait_for_job(app, job.id, "completed")
 
     with pytest.raises(InvalidTransitionError) as refused:
@@ -156,7 +157,7 @@ def test_cancel_racing_stage_completion_never_mixes_outcomes(make_app, worker_fo
     job_ids = [create(app).id for _ in range(60)]
 
     def dispatch_then_cancel(job_id: str) -> bool:
-        assert app.extensions["pipeline"].dispatch(job_id)
+        assert get_services(app).pipeline.dispatch(job_id)
         time.sleep(rng.uniform(0, 0.6))
         try:
             cancel(app, job_id)

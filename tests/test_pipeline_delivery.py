@@ -14,6 +14,7 @@ import pytest
 
 from events import model as ev
 from gateway.models import Job
+from gateway.services import get_services
 from providers.analysis import DefaultAnalyzer
 from providers.registry import register
 from tasks.pipeline import build_chain
@@ -39,14 +40,14 @@ class SleepyAnalyzer(DefaultAnalyzer):
 
 
 def create(app: Any, stages: list[str] | None = None) -> Job:
-    with app.extensions["gateway"].database.session() as session:
+    with get_services(app).database.session() as session:
         return make_job(session, stages)
 
 
 def resend_chain(app: Any, job: Job) -> None:
     """Publish the job's chain again with the same task ids, as a duplicate delivery would."""
-    providers = app.extensions["gateway"].settings.providers
-    build_chain(app.extensions["celery"], job, providers).apply_async()
+    providers = get_services(app).settings.providers
+    build_chain(get_services(app).celery, job, providers).apply_async()
 
 
 def sent_ids(task_events: TaskEvents) -> list[str]:
@@ -69,8 +70,8 @@ def test_a_stage_delivered_again_after_it_completed_is_acknowledged_and_ignored(
     worker_for(app)
     job = create(app)
     extraction, analysis, enrichment = (r.task_id for r in job.runs)
-    with TaskEvents(app.extensions["celery"]) as task_events:
-        assert app.extensions["pipeline"].dispatch(job.id)
+    with TaskEvents(get_services(app).celery) as task_events:
+        assert get_services(app).pipeline.dispatch(job.id)
         wait_until(lambda: load_job(app, job.id).runs[1].status == "started")
 
         # When the extraction message is delivered a second time
@@ -112,9 +113,9 @@ def test_a_stage_delivered_twice_at_once_records_one_result_and_runs_one_chain(
     worker_for(app)
     job = create(app)
     extraction, analysis, enrichment = (r.task_id for r in job.runs)
-    with TaskEvents(app.extensions["celery"]) as task_events:
+    with TaskEvents(get_services(app).celery) as task_events:
         # When the same chain message is delivered twice, back to back
-        assert app.extensions["pipeline"].dispatch(job.id)
+        assert get_services(app).pipeline.dispatch(job.id)
         resend_chain(app, job)
 
         # Then both copies run, one result is recorded and one chain goes on
@@ -145,7 +146,7 @@ def test_a_worker_killed_mid_stage_loses_nothing_and_the_stage_runs_again(make_a
         retry_backoff_max=1.0,
         broker_visibility_timeout=5,
     )
-    crash_settings = app.extensions["gateway"].settings.replace(log_level="INFO")
+    crash_settings = get_services(app).settings.replace(log_level="INFO")
     first = WorkerProcess(crash_settings, f"first-{uuid.uuid4().hex[:6]}", tmp_path / "first.log")
     second = WorkerProcess(
         crash_settings, f"second-{uuid.uuid4().hex[:6]}", tmp_path / "second.log"
@@ -153,7 +154,7 @@ def test_a_worker_killed_mid_stage_loses_nothing_and_the_stage_runs_again(make_a
     try:
         first.start()
         job = create(app)
-        assert app.extensions["pipeline"].dispatch(job.id)
+        assert get_services(app).pipeline.dispatch(job.id)
         wait_until(lambda: load_job(app, job.id).runs[0].status == "started", timeout=30)
 
         # When the whole worker dies with SIGKILL while the extraction runs
@@ -163,7 +164,7 @@ def test_a_worker_killed_mid_stage_loses_nothing_and_the_stage_runs_again(make_a
 
         # Then the unacknowledged message waits in Redis, and the stage did not complete
         assert _group_is_gone(first_pid)
-        assert app.extensions["gateway"].redis.hlen("unacked") == 1
+        assert get_services(app).redis.hlen("unacked") == 1
         assert load_job(app, job.id).runs[0].status == "started"
 
         # When a new worker starts, the stage is delivered again after the visibility timeout
@@ -203,10 +204,10 @@ def test_dispatching_a_job_many_times_at_once_sends_one_chain(app):
     job = create(app)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
-        results = list(pool.map(app.extensions["pipeline"].dispatch, [job.id] * 8))
+        results = list(pool.map(get_services(app).pipeline.dispatch, [job.id] * 8))
 
     assert results.count(True) == 1
-    assert app.extensions["gateway"].redis.llen("extraction") == 1
+    assert get_services(app).redis.llen("extraction") == 1
     assert load_job(app, job.id).dispatched_at is not None
 
 
@@ -223,7 +224,7 @@ def test_a_job_created_while_the_broker_is_down_is_dispatched_once_it_is_back(
 ):
     # Given an app whose Redis is down
     app = make_app(redis_url=stopped_redis.url())
-    pipeline = app.extensions["pipeline"]
+    pipeline = get_services(app).pipeline
 
     # When a job is created and dispatched
     job = create(app)
@@ -243,7 +244,7 @@ def test_a_job_created_while_the_broker_is_down_is_dispatched_once_it_is_back(
     assert wait_until(lambda: pipeline.dispatch_undispatched(grace=0), timeout=5) == 1
     assert pipeline.dispatch_undispatched(grace=0) == 0
     assert pipeline.dispatch(job.id) is False
-    assert app.extensions["gateway"].redis.llen("extraction") == 1
+    assert get_services(app).redis.llen("extraction") == 1
 
     # Then a worker runs it to completion
     worker_for(app)

@@ -14,6 +14,7 @@ import pytest
 from events import model as ev
 from gateway import runs
 from gateway.models import Job
+from gateway.services import get_services
 from providers import ProviderError
 from providers.analysis import DefaultAnalyzer
 from providers.enrichment import DefaultEnricher
@@ -63,7 +64,7 @@ class SteadyEnricher(DefaultEnricher):
 
 
 def create(app: Any, stages: list[str] | None = None) -> Job:
-    with app.extensions["gateway"].database.session() as session:
+    with get_services(app).database.session() as session:
         return make_job(session, stages)
 
 
@@ -83,7 +84,7 @@ def test_a_worker_killed_between_a_stage_commit_and_the_next_publish_is_resumed_
     # committed, before it publishes the analysis; a 4 s visibility timeout; and a stalled-job
     # sweep ten minutes away (no relay runs at all here)
     app = make_app(stage_time_limit=2.0, retry_backoff_max=1.0, broker_visibility_timeout=4)
-    settings = app.extensions["gateway"].settings.replace(log_level="INFO")
+    settings = get_services(app).settings.replace(log_level="INFO")
     assert settings.stalled_job_timeout == 600
     doomed = WorkerProcess(
         settings.replace(extra_provider_modules="tests.crash_hooks"),
@@ -94,7 +95,7 @@ def test_a_worker_killed_between_a_stage_commit_and_the_next_publish_is_resumed_
     try:
         doomed.start()
         job = create(app)
-        assert app.extensions["pipeline"].dispatch(job.id)
+        assert get_services(app).pipeline.dispatch(job.id)
 
         # When the worker dies at exactly that point
         assert doomed.process is not None
@@ -106,7 +107,7 @@ def test_a_worker_killed_between_a_stage_commit_and_the_next_publish_is_resumed_
         stored = load_job(app, job.id)
         assert stored.status == "processing"
         assert [r.status for r in stored.runs] == ["completed", "pending", "pending"]
-        client = app.extensions["gateway"].redis
+        client = get_services(app).redis
         assert client.hlen("unacked") == 1
         assert sum(client.llen(stage) for stage in ("extraction", "analysis", "enrichment")) == 0
 
@@ -149,14 +150,14 @@ def test_a_stale_duplicate_that_runs_out_of_attempts_does_not_fail_a_completed_s
     worker_for(app)
     job = create(app)
     analysis = job.runs[1]
-    with TaskEvents(app.extensions["celery"]) as task_events:
-        assert app.extensions["pipeline"].dispatch(job.id)
+    with TaskEvents(get_services(app).celery) as task_events:
+        assert get_services(app).pipeline.dispatch(job.id)
         wait_until(lambda: load_job(app, job.id).runs[1].status == "started")
 
         # When a duplicate of the analysis starts while the original runs, and fails for good
         # (no retries left) after the original completed the stage
-        providers = app.extensions["gateway"].settings.providers
-        build_chain(app.extensions["celery"], job, providers, [analysis]).apply_async()
+        providers = get_services(app).settings.providers
+        build_chain(get_services(app).celery, job, providers, [analysis]).apply_async()
         wait_until(lambda: task_events.of_type("task-failed", analysis.task_id), timeout=10)
 
         # Then the analysis stays completed and the job goes on to complete
@@ -179,7 +180,7 @@ def test_provider_retries_are_bounded_by_provider_failures_not_by_reruns(make_ap
         extra_provider_modules="tests.outage_providers",
         stage_max_retries=1,
     )
-    services = app.extensions["gateway"]
+    services = get_services(app)
     job = create(app)
     with services.database.session() as session:
         assert runs.start_stage(session, job.id, "extraction") is not None
@@ -190,7 +191,7 @@ def test_provider_retries_are_bounded_by_provider_failures_not_by_reruns(make_ap
     worker_for(app)
 
     # When the analysis is delivered again and its provider then fails once
-    assert app.extensions["pipeline"].start(job, job.runs[1:])
+    assert get_services(app).pipeline.start(job, job.runs[1:])
 
     # Then that one failure is retried (the rerun did not use up the retry) and the job completes
     stored = wait_for_job(app, job.id, "completed", "failed")

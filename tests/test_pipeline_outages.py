@@ -12,9 +12,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from gateway.config import ConfigError
 from gateway.db import Database
+from gateway.errors import ConfigError
 from gateway.models import Job, OutboxEvent, utcnow
+from gateway.services import get_services
 from tasks import broker
 from tests.factories import FULL_PIPELINE, make_job
 from tests.support import TcpProxy, WorkerProcess, wait_until
@@ -60,14 +61,14 @@ def started_worker(settings: Any, tmp_path: Path, name: str) -> WorkerProcess:
 
 
 def test_the_broker_keeps_its_redis_url_and_uses_the_transport_fixed_for_outages(app):
-    with app.extensions["celery"].connection_for_write() as connection:
+    with get_services(app).celery.connection_for_write() as connection:
         assert isinstance(connection.transport, broker.Transport)
         assert connection.as_uri().startswith("redis://")
 
 
 def test_provider_plug_ins_load_by_configuration_and_a_missing_one_stops_startup(make_app):
     app = make_app(extra_provider_modules="tests.outage_providers", analyzer_provider="hiccup")
-    assert app.extensions["gateway"].settings.provider_modules == ["tests.outage_providers"]
+    assert get_services(app).settings.provider_modules == ["tests.outage_providers"]
 
     with pytest.raises(ConfigError, match=r"EXTRA_PROVIDER_MODULES='tests\.nowhere' is invalid"):
         make_app(extra_provider_modules="tests.nowhere")
@@ -84,11 +85,11 @@ def test_a_worker_holding_a_running_stage_rides_out_a_redis_restart(
         provider_latency_scale=1.0,
         log_level="INFO",
     )
-    worker = started_worker(app.extensions["gateway"].settings, tmp_path, "holder")
+    worker = started_worker(get_services(app).settings, tmp_path, "holder")
     try:
-        with app.extensions["gateway"].database.session() as session:
+        with get_services(app).database.session() as session:
             job = make_job(session)
-        assert app.extensions["pipeline"].dispatch(job.id)
+        assert get_services(app).pipeline.dispatch(job.id)
         wait_until(lambda: read_job(direct_db, job.id).runs[0].status == "started", timeout=30)
 
         # When Redis stops while the stage runs, and comes back 3 s later
@@ -128,11 +129,11 @@ def test_a_retry_that_cannot_be_published_while_redis_is_down_runs_once_redis_is
         broker_visibility_timeout=6,
         log_level="INFO",
     )
-    worker = started_worker(app.extensions["gateway"].settings, tmp_path, "retrier")
+    worker = started_worker(get_services(app).settings, tmp_path, "retrier")
     try:
-        with app.extensions["gateway"].database.session() as session:
+        with get_services(app).database.session() as session:
             job = make_job(session)
-        assert app.extensions["pipeline"].dispatch(job.id)
+        assert get_services(app).pipeline.dispatch(job.id)
         wait_until(lambda: read_job(direct_db, job.id).runs[1].status == "started", timeout=30)
 
         # When Redis stops while the analysis runs, so that its retry cannot be published
@@ -192,9 +193,9 @@ def test_a_stage_rides_out_a_database_outage_without_using_its_provider_attempts
     )
     worker_for(app)
     try:
-        with app.extensions["gateway"].database.session() as session:
+        with get_services(app).database.session() as session:
             job = make_job(session)
-        assert app.extensions["pipeline"].dispatch(job.id)
+        assert get_services(app).pipeline.dispatch(job.id)
         wait_until(lambda: read_job(direct_db, job.id).runs[0].status == "started")
 
         # When the database becomes unreachable while the extraction runs: its result cannot

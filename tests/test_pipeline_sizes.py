@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from gateway.models import OutboxEvent, StageRun, StageText
+from gateway.services import get_services
 from providers.limits import MAX_TEXT_LENGTH
 from tests.factories import job_payload
 from tests.support import settled_events, wait_for_job
@@ -75,7 +76,7 @@ def test_a_2mb_document_leaves_a_small_job_small_events_and_its_text_stored_once
 
     # And every stream entry of the job is small, the stage's one carrying the reference
     events = settled_events(app, job_id)
-    services = app.extensions["gateway"]
+    services = get_services(app)
     entries = services.redis.xrange(services.settings.events_stream)
     assert len(entries) == len(events) == 8
     assert max(entry_size(fields) for _, fields in entries) < 16 * KB

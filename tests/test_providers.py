@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 import providers
-from gateway.config import ConfigError
+from gateway.errors import ConfigError
+from gateway.services import get_services
 from providers.analysis import DefaultAnalyzer
 from providers.base import ProviderError, ProviderTimeoutError
 from providers.enrichment import DefaultEnricher
@@ -146,11 +147,11 @@ def test_a_registered_provider_is_chosen_by_configuration_alone(make_app, worker
     # Given a provider registered under a new name, chosen by EXTRACTOR_PROVIDER
     app = make_app(extractor_provider="shouting", stage_time_limit=7.0)
     worker_for(app)
-    with app.extensions["gateway"].database.session() as session:
+    with get_services(app).database.session() as session:
         job = make_job(session, ["extraction", "analysis"])
 
     # When a job runs
-    assert app.extensions["pipeline"].dispatch(job.id)
+    assert get_services(app).pipeline.dispatch(job.id)
     stored = wait_for_job(app, job.id, "completed")
 
     # Then its stage used the new provider, with the stage time limit, and the next stage its output

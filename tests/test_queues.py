@@ -8,6 +8,7 @@ from celery.contrib.testing.worker import start_worker
 from sqlalchemy import func, select
 
 from gateway.models import Job
+from gateway.services import get_services
 from tasks.pipeline import QUEUE_CHECK_INTERVAL
 from tests.factories import job_payload
 from tests.support import load_job, wait_for_job, wait_until
@@ -16,9 +17,9 @@ from tests.support import load_job, wait_for_job, wait_until
 def test_each_stage_waits_in_its_own_queue_for_a_worker_that_serves_it(make_app, worker_for):
     # Given a worker that serves the extraction queue only
     app = make_app()
-    client = app.extensions["gateway"].redis
+    client = get_services(app).redis
     extractor = start_worker(
-        app.extensions["celery"], pool="threads", concurrency=2, perform_ping_check=False,
+        get_services(app).celery, pool="threads", concurrency=2, perform_ping_check=False,
         loglevel="WARNING", queues=["extraction"],
     )  # fmt: skip
     with extractor:
@@ -52,10 +53,10 @@ def test_posts_get_503_with_retry_after_while_the_queues_are_full(make_app):
     assert refused.headers["Retry-After"] == "2"
     assert refused.mimetype == "application/problem+json"
     assert refused.get_json()["detail"].startswith("Too many jobs are waiting")
-    with app.extensions["gateway"].database.session() as s:
+    with get_services(app).database.session() as s:
         assert s.scalar(select(func.count()).select_from(Job)) == 3
 
     # And once the queues drain below the bound, posts are accepted again
-    app.extensions["gateway"].redis.delete("extraction")
+    get_services(app).redis.delete("extraction")
     time.sleep(QUEUE_CHECK_INTERVAL)
     assert client.post("/api/jobs/", json=job_payload()).status_code == 201

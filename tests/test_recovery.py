@@ -10,8 +10,10 @@ import pytest
 
 from events.model import TERMINAL_TYPES
 from gateway import jobs, runs
-from gateway.config import ConfigError, Settings
+from gateway.config import Settings
+from gateway.errors import ConfigError
 from gateway.relay import Relay
+from gateway.services import get_services
 from tests.factories import make_job
 from tests.support import load_job, queued_stages, settled_events, wait_for_job
 
@@ -20,7 +22,7 @@ TWO_STAGES = ["extraction", "analysis"]
 
 def queued(app: Any) -> int:
     """Stage messages waiting on the broker's queue (a chain is one message: its first stage)."""
-    return queued_stages(app.extensions["gateway"].redis)
+    return queued_stages(get_services(app).redis)
 
 
 def first_stage_done_next_never_sent(services: Any, stages: list[str] = TWO_STAGES) -> str:
@@ -47,10 +49,10 @@ def test_a_job_whose_next_stage_was_never_sent_is_resumed_by_a_relay_pass(
 ):
     # Given a processing job whose next stage was never sent, idle for longer than the timeout
     app = make_app()
-    services = app.extensions["gateway"]
+    services = get_services(app)
     job_id = first_stage_done_next_never_sent(services)
     relay = Relay(
-        services.outbox, app.extensions["pipeline"], interval=0.1, dispatch_grace=5.0,
+        services.outbox, get_services(app).pipeline, interval=0.1, dispatch_grace=5.0,
         stalled_timeout=0.3,
     )  # fmt: skip
     worker_for(app)
@@ -76,7 +78,7 @@ def test_a_stage_that_failed_for_good_unrecorded_is_resumed_and_completes(make_a
     # Given a stage left started after one attempt, with no message for it anywhere (its final
     # failure could not be recorded: the database was unreachable)
     app = make_app()
-    services = app.extensions["gateway"]
+    services = get_services(app)
     with services.database.session() as s:
         job_id = make_job(s, TWO_STAGES).id
     with services.database.session() as s:
@@ -85,7 +87,7 @@ def test_a_stage_that_failed_for_good_unrecorded_is_resumed_and_completes(make_a
     time.sleep(0.3)
 
     # When the stalled jobs are resumed
-    assert app.extensions["pipeline"].resume_stalled(0.2) == 1
+    assert get_services(app).pipeline.resume_stalled(0.2) == 1
 
     # Then the stage runs again from the start and the job completes
     wait_for_job(app, job_id, "completed")
@@ -96,10 +98,10 @@ def test_a_stage_that_failed_for_good_unrecorded_is_resumed_and_completes(make_a
 
 def test_a_processing_job_touched_recently_is_not_resumed(app):
     # Given a job whose first stage completed a moment ago
-    job_id = first_stage_done_next_never_sent(app.extensions["gateway"])
+    job_id = first_stage_done_next_never_sent(get_services(app))
 
     # When the sweep looks for jobs idle for a minute
-    resumed = app.extensions["pipeline"].resume_stalled(60)
+    resumed = get_services(app).pipeline.resume_stalled(60)
 
     # Then nothing is resent
     assert resumed == 0
@@ -109,9 +111,9 @@ def test_a_processing_job_touched_recently_is_not_resumed(app):
 
 def test_two_concurrent_sweeps_send_one_chain(app):
     # Given a stalled job and no worker (so what is sent stays on the queue)
-    job_id = first_stage_done_next_never_sent(app.extensions["gateway"])
+    job_id = first_stage_done_next_never_sent(get_services(app))
     time.sleep(0.3)
-    pipeline = app.extensions["pipeline"]
+    pipeline = get_services(app).pipeline
     start = threading.Barrier(2)
     results: list[int] = []
 
@@ -137,7 +139,7 @@ def test_two_concurrent_sweeps_send_one_chain(app):
 
 def test_cancelled_and_failed_jobs_are_never_resumed(app):
     # Given a cancelled job and a failed job, both idle for longer than the timeout
-    services = app.extensions["gateway"]
+    services = get_services(app)
     cancelled = first_stage_done_next_never_sent(services)
     with services.database.session() as s:
         jobs.cancel_job(s, cancelled)
@@ -149,7 +151,7 @@ def test_cancelled_and_failed_jobs_are_never_resumed(app):
     time.sleep(0.3)
 
     # When the sweep runs
-    resumed = app.extensions["pipeline"].resume_stalled(0.2)
+    resumed = get_services(app).pipeline.resume_stalled(0.2)
 
     # Then neither is resent, nor changed
     assert resumed == 0
@@ -160,7 +162,7 @@ def test_cancelled_and_failed_jobs_are_never_resumed(app):
 
 def test_the_relay_takes_the_stalled_job_timeout_from_the_settings(app):
     relay = Relay.from_app(app)
-    assert relay.stalled_timeout == app.extensions["gateway"].settings.stalled_job_timeout == 600
+    assert relay.stalled_timeout == get_services(app).settings.stalled_job_timeout == 600
 
 
 @pytest.mark.parametrize("value", ["300", "330"])

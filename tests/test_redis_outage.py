@@ -21,6 +21,7 @@ from events.model import TERMINAL_TYPES, Event
 from gateway.config import Settings
 from gateway.models import Job, OutboxEvent, utcnow
 from gateway.relay import Relay
+from gateway.services import get_services
 from tests.factories import FULL_PIPELINE, job_payload
 from tests.support import PROJECT_DIR, RedisServer, running_in_thread, settings_env, wait_until
 from tests.test_consumer_process import HANDLED
@@ -30,7 +31,7 @@ from tests.test_events import history, steps, successful_steps
 def unpublished(app: Any, older_than: float = 1.0) -> int:
     """Events the relay could not append for `older_than` seconds (its grace is shorter)."""
     cutoff = utcnow() - timedelta(seconds=older_than)
-    with app.extensions["gateway"].database.session() as s:
+    with get_services(app).database.session() as s:
         query = select(func.count()).where(
             OutboxEvent.published_at.is_(None), OutboxEvent.created_at < cutoff
         )
@@ -42,7 +43,7 @@ def outage_lines(caplog: Any, logger: str, text: str) -> int:
 
 
 def statuses(app: Any, job_ids: list[str]) -> dict[str, str]:
-    with app.extensions["gateway"].database.session() as s:
+    with get_services(app).database.session() as s:
         return dict(s.execute(select(Job.id, Job.status).where(Job.id.in_(job_ids))).all())
 
 
@@ -57,7 +58,7 @@ def test_a_redis_restart_mid_pipeline_loses_no_job_and_no_event(
         relay_interval=0.1,
         dispatch_grace=0.5,
     )
-    services = app.extensions["gateway"]
+    services = get_services(app)
     stream = services.settings.events_stream
     worker_for(app)
     client = app.test_client()
@@ -176,7 +177,7 @@ def test_the_relay_and_consumer_processes_ride_out_a_redis_restart_without_being
         relay_interval=0.2,
         dispatch_grace=0.5,
     )
-    services = app.extensions["gateway"]
+    services = get_services(app)
     settings = services.settings
     stream = settings.events_stream
     worker_for(app)

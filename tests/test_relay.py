@@ -17,6 +17,7 @@ from gateway import jobs
 from gateway.db import Database
 from gateway.models import Job
 from gateway.relay import Relay
+from gateway.services import get_services
 from tests.factories import make_job
 from tests.support import PROJECT_DIR, TcpProxy, running_in_thread, settings_env, wait_until
 from tests.test_events import history
@@ -34,7 +35,7 @@ def test_the_relay_rides_out_a_database_outage_without_spinning_and_logs_it_once
     proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432))
     proxied = url.set(port=proxy.port).render_as_string(hide_password=False)
     app = make_app(database_url=proxied, relay_interval=0.1)
-    services = app.extensions["gateway"]
+    services = get_services(app)
     relay = Relay.from_app(app)
     try:
         with running_in_thread(relay, join_timeout=5) as thread:
@@ -66,7 +67,7 @@ def test_the_relay_rides_out_a_redis_outage_then_publishes_and_dispatches_what_w
 ):
     # Given a relay running against a Redis that goes down
     app = make_app(redis_url=own_redis.url(), relay_interval=0.05, dispatch_grace=0.0)
-    services = app.extensions["gateway"]
+    services = get_services(app)
     with running_in_thread(Relay.from_app(app), join_timeout=5) as thread:
         own_redis.stop()
 

@@ -7,13 +7,14 @@ from typing import Any
 
 import marshmallow as ma
 import redis
-from flask import Response, current_app
+from flask import Response
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.api.errors import PROBLEM_JSON, ProblemSchema, problem
 from gateway.api.parsing import Blueprint
 from gateway.db import Database
+from gateway.services import get_services
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def healthz() -> dict[str, Any]:
 )
 def readyz() -> dict[str, Any] | Response:
     """200 when the database (SELECT 1) and Redis (PING) both answer, else 503 naming the failure."""
-    services = current_app.extensions["gateway"]
+    services = get_services()
     checks = {"database": _check_database(services.database), "redis": _check_redis(services.redis)}
     failed = sorted(name for name, state in checks.items() if state != "ok")
     if failed:

@@ -17,6 +17,7 @@ from gateway.api.schemas import JobCreateSchema, JobListQuerySchema, JobPageSche
 from gateway.db import Database
 from gateway.errors import OverloadedError
 from gateway.jobs import JobSnapshot
+from gateway.services import get_services
 
 BUSY_RETRY_AFTER = 2  # seconds a client is asked to wait while the queues are full
 
@@ -24,7 +25,7 @@ blp = Blueprint("jobs", __name__, url_prefix="/api/jobs", description="Document 
 
 
 def _database() -> Database:
-    return current_app.extensions["gateway"].database  # type: ignore[no-any-return]
+    return get_services().database
 
 
 def _problem(status: int, description: str) -> Any:
@@ -58,7 +59,7 @@ class Jobs(MethodView):
     @_problem(503, "Too many jobs waiting, or the database unreachable (see Retry-After)")
     def post(self, body: dict[str, Any]) -> tuple[JobSnapshot, dict[str, str]]:
         """Create a job and hand its pipeline to the workers; returns before any stage runs."""
-        pipeline = current_app.extensions["pipeline"]
+        pipeline = get_services().pipeline
         if not pipeline.has_room():
             raise OverloadedError(retry_after=BUSY_RETRY_AFTER)
         with _database().session() as session:
@@ -119,5 +120,5 @@ def cancel(job_id: str) -> JobSnapshot:
     """Cancel a pending or processing job; stages not yet run are revoked."""
     with _database().session() as session:
         cancellation = jobs.cancel_job(session, job_id)
-    current_app.extensions["pipeline"].revoke(cancellation.unfinished_task_ids)
+    get_services().pipeline.revoke(cancellation.unfinished_task_ids)
     return cancellation.job

@@ -14,8 +14,9 @@ from gateway.api.messages import clip
 from gateway.config import DEFAULT_INLINE_TEXT_LIMIT
 from gateway.cursor import MAX_CURSOR_LENGTH, decode_cursor
 from gateway.errors import InvalidCursorError
-from gateway.jobs import VALID_PIPELINES, JobSnapshot, RunSnapshot
-from gateway.models import STAGES, Job, JobStatus, StageRun
+from gateway.jobs import JobSnapshot, RunSnapshot
+from gateway.models import Job, JobStatus, StageRun
+from gateway.stages import STAGES, VALID_PIPELINES
 from gateway.texts import PREVIEW_LENGTH
 
 # Longest stage list looked at: a valid one has at most 3 stages; a few more still get a
