@@ -127,7 +127,9 @@ def http(
             return response.status, payload, response.headers
     except urllib.error.HTTPError as error:
         return error.code, None, error.headers
-    except (urllib.error.URLError, ConnectionError):
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        # TimeoutError: gunicorn listens before its worker has booted (seconds on a loaded
+        # machine); a request read meanwhile times out, which is "not answering yet".
         return 0, None, None
 
 
