@@ -5,10 +5,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint bench clean
+.PHONY: help install run test test-fast lint bench mutation clean
 
 help: ## Show this help
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
@@ -24,6 +24,9 @@ run: $(STAMP) ## Run API, worker, relay, consumer and Flower in the foreground (
 
 test: $(STAMP) ## Run the whole suite against real PostgreSQL and Redis
 	$(BIN)/pytest
+
+test-fast: $(STAMP) ## The suite without the slow end-to-end tests (crashes, restarts, make run)
+	$(BIN)/pytest -m 'not slow'
 
 lint: $(STAMP) ## Ruff (lint and format check), mypy, and the import layers (import-linter)
 	$(BIN)/ruff check .

@@ -37,7 +37,7 @@ class ConsolePrinter(Printer):
         self.write(Message("line", text, datetime.now(), name, None))
 
 
-class Supervisor(Manager):  # type: ignore[misc]
+class Supervisor(Manager):
     """A honcho Manager that restarts a process that exits on its own, with backoff.
 
     `crash_looped` names the process whose deaths stopped everything (None after a requested

@@ -13,7 +13,7 @@ from tasks import broker
 from tasks.base import AppContextTask
 
 
-class FlaskCelery(Celery):  # type: ignore[misc]
+class FlaskCelery(Celery):
     """A Celery app that knows its Flask app, whose context its tasks run in."""
 
     flask_app: Flask

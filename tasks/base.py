@@ -7,7 +7,7 @@ from typing import Any
 from celery import Task
 
 
-class AppContextTask(Task):  # type: ignore[misc]
+class AppContextTask(Task):
     """A task whose body runs inside the owning Flask app's context (see tasks.app.FlaskCelery)."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

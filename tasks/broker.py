@@ -21,9 +21,10 @@ from typing import Any
 
 import kombu.transport
 from kombu.transport import redis
+from kombu.transport.virtual import Empty
 
 
-class Channel(redis.Channel):  # type: ignore[misc]
+class Channel(redis.Channel):
     """A Redis channel whose close goes through when Redis is already gone, with one client."""
 
     _client_for_pool: Any = None
@@ -42,14 +43,14 @@ class Channel(redis.Channel):  # type: ignore[misc]
         if self._in_poll:
             try:
                 self._brpop_read()
-            except (redis.Empty, *self.connection_errors):
+            except (Empty, *self.connection_errors):
                 # Lost with the connection. The unacknowledged messages stay in Redis and come
                 # back after the visibility timeout.
                 pass
         super().close()
 
 
-class Transport(redis.Transport):  # type: ignore[misc]
+class Transport(redis.Transport):
     """The Redis transport with the channel above."""
 
     Channel = Channel

@@ -50,7 +50,7 @@ def _text(**kwargs: Any) -> fields.String:
     return fields.String(validate=[length, storable_text], **kwargs)
 
 
-class BoundedList(fields.List):
+class BoundedList(fields.List[Any]):
     """A list of at most `max_items` items, refused before any item is looked at.
 
     marshmallow validates every item before the list's own validators run: without this,
@@ -199,7 +199,7 @@ class StageSchema(ma.Schema):
     """One stage of a job: its status and, once present, output, error, time and attempts."""
 
     status = fields.String(metadata={"example": "completed"})
-    results: fields.Field = fields.Dict(
+    results: fields.Field[Any] = fields.Dict(
         metadata={"description": "The stage's output, once completed."}
     )
     error = fields.String(metadata={"description": "Why the stage failed."})
