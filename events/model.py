@@ -15,6 +15,7 @@ STAGE_COMPLETED = "job.stage_completed"
 JOB_COMPLETED = "job.completed"
 JOB_FAILED = "job.failed"
 JOB_CANCELLED = "job.cancelled"
+JOB_RETRIED = "job.retried"
 
 EVENT_TYPES = (
     JOB_CREATED,
@@ -24,6 +25,7 @@ EVENT_TYPES = (
     JOB_COMPLETED,
     JOB_FAILED,
     JOB_CANCELLED,
+    JOB_RETRIED,
 )
 TERMINAL_TYPES = (JOB_COMPLETED, JOB_FAILED, JOB_CANCELLED)
 

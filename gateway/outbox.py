@@ -28,7 +28,7 @@ from sqlalchemy import CursorResult, delete, func, insert, select, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, sessionmaker
 
-from events.model import TERMINAL_TYPES, Event
+from events.model import JOB_FAILED, TERMINAL_TYPES, Event
 from events.outage import Outage
 from gateway.models import OUTBOX, utcnow
 
@@ -41,6 +41,7 @@ _INSERT = insert(OUTBOX)
 # a minute once the relay has marked its terminal event (late duplicates die within it).
 ORDER_TTL = 86_400
 FINISHED_ORDER_TTL = 60
+_FINAL_TYPES = tuple(t for t in TERMINAL_TYPES if t != JOB_FAILED)
 
 # Appends one entry if it is the job's next; returns 1 if appended, 0 if already appended,
 # -1 if an earlier event is missing. ARGV: seq, force, maxlen, key ttl, field/value pairs.
@@ -177,7 +178,9 @@ class Outbox:
                 .where(OUTBOX.c.id.in_([row.id for row in rows]))
                 .values(published_at=utcnow())
             )
-        finished = {r.event.job_id for r in events if r.event.event_type in TERMINAL_TYPES}
+        # A failed job may be retried: its key keeps its day, so the retry's events append
+        # at once rather than waiting for the relay.
+        finished = {r.event.job_id for r in events if r.event.event_type in _FINAL_TYPES}
         self._forget_order(finished)
         return appended
 

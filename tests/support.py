@@ -32,6 +32,28 @@ T = TypeVar("T")
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
+def race(services: Any, *actions: Callable[[Any], Any]) -> list[Any]:
+    """Run each action in its own thread and session, released together; return their outcomes
+    (what each returned, or the exception it raised)."""
+    barrier = threading.Barrier(len(actions))
+    outcomes: list[Any] = [None] * len(actions)
+
+    def run(index: int, action: Callable[[Any], Any]) -> None:
+        with services.database.session() as session:
+            barrier.wait()
+            try:
+                outcomes[index] = action(session)
+            except Exception as exc:
+                outcomes[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(actions)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return outcomes
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as sock:

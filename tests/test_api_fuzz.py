@@ -35,6 +35,7 @@ FUZZED = {
     "GET /api/jobs/{job_id}/": (POSITIVE,),
     "GET /api/jobs/{job_id}/text/": (POSITIVE,),
     "POST /api/jobs/{job_id}/cancel/": (POSITIVE,),
+    "POST /api/jobs/{job_id}/retry/": (POSITIVE,),
     "GET /healthz": (POSITIVE,),
     "GET /readyz": (POSITIVE,),
 }

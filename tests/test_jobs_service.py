@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,6 +12,7 @@ from gateway import jobs, runs
 from gateway.errors import GatewayError, InvalidPipelineError, InvalidTransitionError
 from gateway.models import Job, OutboxEvent
 from tests.factories import make_job
+from tests.support import race
 
 ROUNDS = 40
 
@@ -28,27 +27,6 @@ def reload(session: Any, job_id: str) -> Job:
     job = session.get(Job, job_id)
     assert job is not None
     return job
-
-
-def race(services: Any, *actions: Callable[[Any], Any]) -> list[Any]:
-    """Run each action in its own thread and session, released together; return their outcomes."""
-    barrier = threading.Barrier(len(actions))
-    outcomes: list[Any] = [None] * len(actions)
-
-    def run(index: int, action: Callable[[Any], Any]) -> None:
-        with services.database.session() as session:
-            barrier.wait()
-            try:
-                outcomes[index] = action(session)
-            except Exception as exc:
-                outcomes[index] = exc
-
-    threads = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(actions)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return outcomes
 
 
 def cancelled(outcome: Any) -> bool:

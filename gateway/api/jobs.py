@@ -1,4 +1,4 @@
-"""The job resource: create, list, read and cancel, and a job's extracted text.
+"""The job resource: create, list, read, cancel and retry, and a job's extracted text.
 
 Views stay thin; gateway.jobs and gateway.texts do the work.
 """
@@ -10,7 +10,7 @@ from typing import Any
 from flask import Response, current_app
 from flask.views import MethodView
 
-from gateway import jobs, texts
+from gateway import jobs, retries, texts
 from gateway.api.errors import PROBLEM_JSON, ProblemSchema
 from gateway.api.parsing import Blueprint
 from gateway.api.schemas import JobCreateSchema, JobListQuerySchema, JobPageSchema, JobSchema
@@ -122,3 +122,15 @@ def cancel(job_id: str) -> JobSnapshot:
         cancellation = jobs.cancel_job(session, job_id)
     get_services().pipeline.revoke(cancellation.unfinished_task_ids)
     return cancellation.job
+
+
+@blp.route("/<job_id>/retry/", methods=["POST"])
+@blp.response(200, JobSchema)
+@_problem(400, "The job is not failed")
+@_problem(404, "No job has this id")
+def retry(job_id: str) -> JobSnapshot:
+    """Resume a failed job from the stage that failed; the stages that completed are kept."""
+    with _database().session() as session:
+        resumed = retries.retry_job(session, job_id)
+    get_services().pipeline.start(resumed.job, resumed.rest)
+    return resumed.job
