@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast lint bench mutation clean
+.PHONY: help install run test test-fast lint docs bench mutation clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ lint: $(STAMP) ## Ruff (lint and format check), mypy, and the import layers (imp
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+docs: $(STAMP) ## Regenerate docs/configuration.md's tables and .env.example from gateway/config.py
+	$(BIN)/python -m gateway.config_docs
 
 bench: $(STAMP) ## Benchmarks: list cost against table size, pipeline throughput, whole-system load
 	$(BIN)/python -m bench.list_jobs

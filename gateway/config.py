@@ -87,9 +87,21 @@ def _module_names(value: str) -> str:
     return ",".join(names)
 
 
-def _env(name: str, parse: Callable[[str], Any] = str, **kwargs: Any) -> Any:
-    """A dataclass field filled from environment variable `name`, coerced by `parse`."""
-    return field(metadata={"env": name, "parse": parse}, **kwargs)
+def _env(
+    name: str,
+    parse: Callable[[str], Any] = str,
+    *,
+    default: Any,
+    doc: str,
+    section: str | None = None,
+) -> Any:
+    """A dataclass field filled from environment variable `name`, coerced by `parse`.
+
+    `doc` is its line in docs/configuration.md and .env.example (`make docs` writes both);
+    `section` starts a new group there, in field order.
+    """
+    metadata = {"env": name, "parse": parse, "doc": doc, "section": section}
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -100,72 +112,269 @@ class Settings:
         "DATABASE_URL",
         _normalise_database_url,
         default=f"sqlite:///{INSTANCE_DIR / 'gateway.sqlite3'}",
+        doc="SQLAlchemy URL; PostgreSQL in production. A plain `postgresql://` (or `postgres://`) "
+        "URL works as given (it is mapped to the installed psycopg2 driver). Compose builds it "
+        "from `POSTGRES_*`.",
+        section="Where things are",
     )
-    redis_url: str = _env("REDIS_URL", default="redis://127.0.0.1:6379/0")
-    port: int = _env("PORT", _positive(int), default=8000)
-    flower_port: int = _env("FLOWER_PORT", _positive(int), default=5555)
-    events_stream: str = _env("EVENTS_STREAM", default="job_events")
-    events_stream_maxlen: int = _env("EVENTS_STREAM_MAXLEN", _positive(int), default=100_000)
-    extractor_provider: str = _env("EXTRACTOR_PROVIDER", default="fast")
-    analyzer_provider: str = _env("ANALYZER_PROVIDER", default="default")
-    enricher_provider: str = _env("ENRICHER_PROVIDER", default="default")
-    # Modules imported at startup whose @register calls add provider choices (plug-ins).
-    extra_provider_modules: str = _env("EXTRA_PROVIDER_MODULES", _module_names, default="")
-    provider_latency_scale: float = _env(
-        "PROVIDER_LATENCY_SCALE", _non_negative(float), default=1.0
+    redis_url: str = _env(
+        "REDIS_URL",
+        default="redis://127.0.0.1:6379/0",
+        doc="Celery broker and event streams. Under `make run`, unset means a Redis the launcher "
+        "starts itself; compose uses its `redis` service.",
     )
-    extraction_failure_rate: float = _env("EXTRACTION_FAILURE_RATE", _rate, default=0.0)
-    analysis_failure_rate: float = _env("ANALYSIS_FAILURE_RATE", _rate, default=0.0)
-    enrichment_failure_rate: float = _env("ENRICHMENT_FAILURE_RATE", _rate, default=0.0)
-    stage_max_retries: int = _env("STAGE_MAX_RETRIES", _non_negative(int), default=3)
-    retry_backoff_base: float = _env("RETRY_BACKOFF_BASE", _non_negative(float), default=1.0)
-    retry_backoff_max: float = _env("RETRY_BACKOFF_MAX", _non_negative(float), default=30.0)
-    stage_time_limit: float = _env("STAGE_TIME_LIMIT", _positive(float), default=30.0)
-    max_content_length: int = _env("MAX_CONTENT_LENGTH", _positive(int), default=10 * 1024 * 1024)
-    # Bytes of UTF-8 up to which a stage's output text is inlined in its result; a longer one
-    # is stored once and referenced, so that jobs, lists and events stay small (docs/limits.md).
+    embedded_redis_dir: str = _env(
+        "EMBEDDED_REDIS_DIR",
+        default=str(INSTANCE_DIR / "redis"),
+        doc="Data and log of the Redis that `make run` starts when `REDIS_URL` is unset.",
+    )
+    port: int = _env(
+        "PORT",
+        _positive(int),
+        default=8000,
+        doc="API port of `make run`, or the host port compose publishes the API on.",
+        section="Servers",
+    )
+    flower_port: int = _env(
+        "FLOWER_PORT",
+        _positive(int),
+        default=5555,
+        doc="Flower port of `make run`, or the host port compose publishes Flower on.",
+    )
+    bind_address: str = _env(
+        "BIND_ADDRESS",
+        default="127.0.0.1",
+        doc="Address the API listens on under `make run` (Flower listens on 127.0.0.1 only).",
+    )
+    api_workers: int = _env(
+        "API_WORKERS", _positive(int), default=2, doc="gunicorn worker processes of the API."
+    )
+    api_threads: int = _env(
+        "API_THREADS", _positive(int), default=4, doc="gunicorn threads per API process."
+    )
+    flower_basic_auth: str = _env(
+        "FLOWER_BASIC_AUTH",
+        _credentials,
+        default="",
+        doc="Flower's login, `user:password` (several separated by commas). Compose requires "
+        "it; `make run` without it makes one for the run (user `admin`) and prints it once.",
+    )
+    max_content_length: int = _env(
+        "MAX_CONTENT_LENGTH",
+        _positive(int),
+        default=10 * 1024 * 1024,
+        doc="Request body limit in bytes (10 MiB); a larger body gets 413.",
+    )
     inline_text_limit: int = _env(
-        "INLINE_TEXT_LIMIT", _positive(int), default=DEFAULT_INLINE_TEXT_LIMIT
+        "INLINE_TEXT_LIMIT",
+        _positive(int),
+        default=DEFAULT_INLINE_TEXT_LIMIT,
+        doc="Bytes of UTF-8 up to which a stage's output text is inlined in its result and "
+        "event; a longer one is stored once and referenced, so that jobs, lists and events "
+        "stay small (docs/limits.md).",
     )
-    broker_visibility_timeout: int = _env("BROKER_VISIBILITY_TIMEOUT", _positive(int), default=300)
-    worker_pool: str = _env("WORKER_POOL", _choice("threads", "prefork", "solo"), default="threads")
-    worker_concurrency: int = _env("WORKER_CONCURRENCY", _positive(int), default=32)
-    # Worker processes `make run` starts, each with WORKER_CONCURRENCY threads (0: one per core).
-    worker_processes: int = _env("WORKER_PROCESSES", _non_negative(int), default=0)
-    # Connections each process keeps at most; a request that finds none free for
-    # DATABASE_POOL_TIMEOUT seconds gets 503.
-    database_pool_size: int = _env("DATABASE_POOL_SIZE", _positive(int), default=20)
-    database_pool_timeout: float = _env("DATABASE_POOL_TIMEOUT", _positive(float), default=5.0)
-    # Backpressure: POST answers 503 while more stage messages than this wait in the queues.
-    max_queued_stages: int = _env("MAX_QUEUED_STAGES", _positive(int), default=2000)
-    # Whether every stage message sent raises a task-sent event (Flower then lists queued
-    # stages); off, Flower shows stages once a worker received them.
-    task_sent_events: bool = _env("TASK_SENT_EVENTS", _boolean, default=False)
-    # Whether `make run` prints one line per HTTP request.
-    access_log: bool = _env("ACCESS_LOG", _boolean, default=False)
-    relay_interval: float = _env("RELAY_INTERVAL", _positive(float), default=0.5)
-    dispatch_grace: float = _env("DISPATCH_GRACE", _non_negative(float), default=5.0)
-    # Seconds a processing job may sit untouched before the relay resends its unfinished
-    # stages (a next stage never sent, a failure never recorded). Never 0: the sweep is the
-    # last resort of a stuck job, which without it would stay processing for ever.
-    stalled_job_timeout: float = _env("STALLED_JOB_TIMEOUT", _positive(float), default=600.0)
-    # Seconds a published outbox row is kept (an audit trail); 0 keeps them for ever.
-    outbox_retention: float = _env("OUTBOX_RETENTION", _non_negative(float), default=604_800.0)
-    consumer_group: str = _env("CONSUMER_GROUP", default="downstream")
-    consumer_name: str = _env("CONSUMER_NAME", default="consumer-1")
-    consumer_claim_idle: float = _env("CONSUMER_CLAIM_IDLE", _positive(float), default=60.0)
-    consumer_max_deliveries: int = _env("CONSUMER_MAX_DELIVERIES", _positive(int), default=5)
-    dead_letter_stream: str = _env("DEAD_LETTER_STREAM", default="job_events:dead")
-    # Approximate bound of the dead-letter stream (XADD MAXLEN ~): a flood of bad entries
-    # must not fill Redis' memory; the newest letters are kept.
-    dead_letter_maxlen: int = _env("DEAD_LETTER_MAXLEN", _positive(int), default=10_000)
-    redis_timeout: float = _env("REDIS_TIMEOUT", _positive(float), default=1.0)
-    log_level: str = _env("LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR"), default="INFO")
-    bind_address: str = _env("BIND_ADDRESS", default="127.0.0.1")
-    api_workers: int = _env("API_WORKERS", _positive(int), default=2)
-    api_threads: int = _env("API_THREADS", _positive(int), default=4)
-    flower_basic_auth: str = _env("FLOWER_BASIC_AUTH", _credentials, default="")
-    embedded_redis_dir: str = _env("EMBEDDED_REDIS_DIR", default=str(INSTANCE_DIR / "redis"))
+    access_log: bool = _env(
+        "ACCESS_LOG",
+        _boolean,
+        default=False,
+        doc="Whether `make run` prints one line per HTTP request.",
+    )
+    log_level: str = _env(
+        "LOG_LEVEL",
+        _choice("DEBUG", "INFO", "WARNING", "ERROR"),
+        default="INFO",
+        doc="`DEBUG`, `INFO`, `WARNING` or `ERROR`.",
+    )
+    extractor_provider: str = _env(
+        "EXTRACTOR_PROVIDER",
+        default="fast",
+        doc="Extraction provider: `fast` or `slow`.",
+        section="Pipeline",
+    )
+    analyzer_provider: str = _env("ANALYZER_PROVIDER", default="default", doc="Analysis provider.")
+    enricher_provider: str = _env(
+        "ENRICHER_PROVIDER", default="default", doc="Enrichment provider."
+    )
+    extra_provider_modules: str = _env(
+        "EXTRA_PROVIDER_MODULES",
+        _module_names,
+        default="",
+        doc="Comma-separated modules imported at start-up whose `@register` calls add "
+        "provider choices (plug-ins).",
+    )
+    provider_latency_scale: float = _env(
+        "PROVIDER_LATENCY_SCALE",
+        _non_negative(float),
+        default=1.0,
+        doc="Multiplies the simulated provider latency; 0 means no sleep.",
+    )
+    extraction_failure_rate: float = _env(
+        "EXTRACTION_FAILURE_RATE",
+        _rate,
+        default=0.0,
+        doc="Share (0 to 1) of simulated extraction calls that fail.",
+    )
+    analysis_failure_rate: float = _env(
+        "ANALYSIS_FAILURE_RATE",
+        _rate,
+        default=0.0,
+        doc="Share (0 to 1) of simulated analysis calls that fail.",
+    )
+    enrichment_failure_rate: float = _env(
+        "ENRICHMENT_FAILURE_RATE",
+        _rate,
+        default=0.0,
+        doc="Share (0 to 1) of simulated enrichment calls that fail.",
+    )
+    stage_max_retries: int = _env(
+        "STAGE_MAX_RETRIES",
+        _non_negative(int),
+        default=3,
+        doc="Provider failures retried per stage; the next one fails the stage. A rerun after "
+        "a worker died, a duplicate delivery or a database outage uses none up.",
+    )
+    retry_backoff_base: float = _env(
+        "RETRY_BACKOFF_BASE",
+        _non_negative(float),
+        default=1.0,
+        doc="Seconds; retry n waits a random time in [0, min(RETRY_BACKOFF_MAX, BASE x 2^n)].",
+    )
+    retry_backoff_max: float = _env(
+        "RETRY_BACKOFF_MAX",
+        _non_negative(float),
+        default=30.0,
+        doc="Seconds a retry waits at most.",
+    )
+    stage_time_limit: float = _env(
+        "STAGE_TIME_LIMIT",
+        _positive(float),
+        default=30.0,
+        doc="Seconds a provider call may take before it counts as a timeout (retried).",
+    )
+    broker_visibility_timeout: int = _env(
+        "BROKER_VISIBILITY_TIMEOUT",
+        _positive(int),
+        default=300,
+        doc="Seconds after which a stage taken by a worker that died is delivered again. Must "
+        "exceed `RETRY_BACKOFF_MAX` + the longest stage run: `STAGE_TIME_LIMIT`, or with "
+        "`WORKER_POOL=prefork` its hard time limit, 2 x `STAGE_TIME_LIMIT` + 10.",
+    )
+    worker_pool: str = _env(
+        "WORKER_POOL",
+        _choice("threads", "prefork", "solo"),
+        default="threads",
+        doc="Celery pool: `threads`, `prefork` or `solo`.",
+    )
+    worker_concurrency: int = _env(
+        "WORKER_CONCURRENCY",
+        _positive(int),
+        default=32,
+        doc="Stages one worker process runs at once.",
+    )
+    worker_processes: int = _env(
+        "WORKER_PROCESSES",
+        _non_negative(int),
+        default=0,
+        doc="Worker processes `make run` starts; 0 means one per CPU core.",
+    )
+    database_pool_size: int = _env(
+        "DATABASE_POOL_SIZE",
+        _positive(int),
+        default=20,
+        doc="Database connections each process keeps at most (opened as needed).",
+    )
+    database_pool_timeout: float = _env(
+        "DATABASE_POOL_TIMEOUT",
+        _positive(float),
+        default=5.0,
+        doc="Seconds a request waits for a free database connection before it gets 503.",
+    )
+    max_queued_stages: int = _env(
+        "MAX_QUEUED_STAGES",
+        _positive(int),
+        default=2000,
+        doc="Backpressure: `POST /api/jobs/` answers 503 with `Retry-After` while more stage "
+        "messages than this wait in the queues.",
+    )
+    task_sent_events: bool = _env(
+        "TASK_SENT_EVENTS",
+        _boolean,
+        default=False,
+        doc="Whether every stage message sent raises a Celery task-sent event (Flower then "
+        "lists queued stages; off, it shows stages once a worker received them).",
+    )
+    events_stream: str = _env(
+        "EVENTS_STREAM",
+        default="job_events",
+        doc="Name of the events stream.",
+        section="Events, relay and consumer",
+    )
+    events_stream_maxlen: int = _env(
+        "EVENTS_STREAM_MAXLEN",
+        _positive(int),
+        default=100_000,
+        doc="Approximate length the events stream is trimmed to (`XADD MAXLEN ~`).",
+    )
+    outbox_retention: float = _env(
+        "OUTBOX_RETENTION",
+        _non_negative(float),
+        default=604_800.0,
+        doc="Seconds a published outbox row is kept, as an audit trail (7 days); 0 keeps "
+        "them for ever.",
+    )
+    relay_interval: float = _env(
+        "RELAY_INTERVAL", _positive(float), default=0.5, doc="Seconds between relay passes."
+    )
+    dispatch_grace: float = _env(
+        "DISPATCH_GRACE",
+        _non_negative(float),
+        default=5.0,
+        doc="Seconds the relay leaves a just-stored job or event to the process that stored "
+        "it, before it sends the job or appends the event itself.",
+    )
+    stalled_job_timeout: float = _env(
+        "STALLED_JOB_TIMEOUT",
+        _positive(float),
+        default=600.0,
+        doc="Seconds a processing job (or a pending one whose chain was claimed) may sit "
+        "untouched before the relay resends its unfinished stages. Must exceed "
+        "`BROKER_VISIBILITY_TIMEOUT` + the longest stage run; never 0, as the sweep is the "
+        "last resort of a stuck job.",
+    )
+    consumer_group: str = _env(
+        "CONSUMER_GROUP", default="downstream", doc="Consumer group of `gateway consume`."
+    )
+    consumer_name: str = _env(
+        "CONSUMER_NAME", default="consumer-1", doc="Consumer name within the group."
+    )
+    consumer_claim_idle: float = _env(
+        "CONSUMER_CLAIM_IDLE",
+        _positive(float),
+        default=60.0,
+        doc="Seconds an entry may stay unacknowledged before another consumer reclaims it.",
+    )
+    consumer_max_deliveries: int = _env(
+        "CONSUMER_MAX_DELIVERIES",
+        _positive(int),
+        default=5,
+        doc="Deliveries after which an entry goes to the dead-letter stream.",
+    )
+    dead_letter_stream: str = _env(
+        "DEAD_LETTER_STREAM", default="job_events:dead", doc="Name of the dead-letter stream."
+    )
+    dead_letter_maxlen: int = _env(
+        "DEAD_LETTER_MAXLEN",
+        _positive(int),
+        default=10_000,
+        doc="Approximate length the dead-letter stream is trimmed to (`XADD MAXLEN ~`), so "
+        "that a flood of bad entries cannot fill Redis' memory; the newest letters are kept.",
+    )
+    redis_timeout: float = _env(
+        "REDIS_TIMEOUT",
+        _positive(float),
+        default=1.0,
+        doc="Seconds a Redis connect or command may take before it counts as an outage.",
+    )
 
     def __post_init__(self) -> None:
         # A stage message stays unacknowledged while it waits for its retry countdown and then

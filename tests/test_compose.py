@@ -1,4 +1,4 @@
-"""docker-compose.yml and .env.example: the services, their start order, one shared environment."""
+"""docker-compose.yml: the services, their start order, the settings every gateway service reads."""
 
 from __future__ import annotations
 
@@ -16,14 +16,13 @@ import yaml
 from gateway.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
+ENV_EXAMPLE = ROOT / ".env.example"
 WORKERS = {"worker-extraction": "extraction", "worker-io": "analysis,enrichment"}
 GATEWAY_SERVICES = {"migrate", "api", *WORKERS, "relay", "consumer", "flower"}
 AFTER_MIGRATE = {
     "migrate": "service_completed_successfully",
     "redis": "service_healthy",
 }
-# Settings only `make run` uses: compose fixes ports, addresses and the gunicorn knobs itself.
-LAUNCHER_ONLY = {"PORT", "FLOWER_PORT", "BIND_ADDRESS", "EMBEDDED_REDIS_DIR", "API_WORKERS", "API_THREADS"}  # fmt: skip
 
 
 def settings_variables() -> set[str]:
@@ -63,36 +62,25 @@ def test_compose_file_runs_every_process_in_order():
     assert_the_whole_system(config)
 
 
-def test_every_gateway_service_shares_one_environment_with_every_setting():
+def test_every_gateway_service_reads_env_and_compose_sets_only_its_own_addresses():
     config = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = config["services"]
     shared = config["x-environment"]
     for name in GATEWAY_SERVICES:
+        assert services[name]["env_file"] == ".env", name
         # An alias of the one x-environment block, not a copy that could drift.
         assert services[name]["environment"] is shared, name
-    missing = settings_variables() - LAUNCHER_ONLY - set(shared)
-    assert not missing, f"add to x-environment in docker-compose.yml: {sorted(missing)}"
+    assert set(shared) == {"DATABASE_URL", "REDIS_URL", "FLOWER_BASIC_AUTH"}
     assert shared["REDIS_URL"] == "redis://redis:6379/0"
     assert "@postgres:5432/" in shared["DATABASE_URL"]
 
 
-def test_env_example_lists_every_setting_and_the_compose_only_ones():
-    text = (ROOT / ".env.example").read_text()
-    listed = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
-    missing = settings_variables() - listed
-    assert not missing, f"add to .env.example: {sorted(missing)}"
-    assert {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "FLOWER_BASIC_AUTH"} <= listed
-
-
-def test_documented_defaults_in_env_example_are_the_settings_defaults():
-    text = (ROOT / ".env.example").read_text()
-    documented = dict(re.findall(r"^# ([A-Z][A-Z0-9_]+)=(\S+)$", text, flags=re.MULTILINE))
-    defaults = Settings.from_env({})
-    for f in dataclasses.fields(Settings):
-        name = f.metadata["env"]
-        if name in documented and name != "EMBEDDED_REDIS_DIR":
-            parsed = f.metadata["parse"](documented[name])
-            assert parsed == getattr(defaults, f.name), name
+def test_env_example_names_every_variable_compose_reads():
+    compose = (ROOT / "docker-compose.yml").read_text()
+    interpolated = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", compose))
+    listed = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", ENV_EXAMPLE.read_text(), re.MULTILINE))
+    assert interpolated - listed == set()
+    assert {"POSTGRES_USER", "EXTRACTION_PROCESSES", "FLOWER_BASIC_AUTH"} <= interpolated
 
 
 def _compose_command() -> list[str]:
@@ -106,13 +94,19 @@ def _compose_command() -> list[str]:
     pytest.skip("neither the docker compose plugin nor docker-compose is installed")
 
 
-def _compose_config(flower_basic_auth: str) -> subprocess.CompletedProcess[str]:
+def _compose_config(project: Path, flower_basic_auth: str) -> subprocess.CompletedProcess[str]:
+    """`docker compose config` on a copy of the compose file, with .env.example as its .env
+    (uncommented, so that every setting reaches the services) and LOG_LEVEL=DEBUG set."""
+    shutil.copy(ROOT / "docker-compose.yml", project)
+    dotenv = re.sub(r"^# ([A-Z][A-Z0-9_]+=)", r"\1", ENV_EXAMPLE.read_text(), flags=re.MULTILINE)
+    dotenv = dotenv.replace("LOG_LEVEL=INFO", "LOG_LEVEL=DEBUG")
+    dotenv = dotenv.replace("FLOWER_BASIC_AUTH=", f"FLOWER_BASIC_AUTH={flower_basic_auth}")
+    (project / ".env").write_text(dotenv)
     env = {k: v for k, v in os.environ.items() if k not in settings_variables()}
-    env["FLOWER_BASIC_AUTH"] = flower_basic_auth
     # `config` only reads and resolves the file: no Docker daemon is needed.
     return subprocess.run(
-        [*_compose_command(), "--env-file", ".env.example", "config"],
-        cwd=ROOT,
+        [*_compose_command(), "config"],
+        cwd=project,
         env=env,
         capture_output=True,
         text=True,
@@ -121,18 +115,21 @@ def _compose_config(flower_basic_auth: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_docker_compose_config_resolves_the_whole_system():
-    done = _compose_config("ops:s3cret")
+def test_docker_compose_config_resolves_the_whole_system(tmp_path):
+    done = _compose_config(tmp_path, "ops:s3cret")
     assert done.returncode == 0, done.stderr
     config = yaml.safe_load(done.stdout)
     assert_the_whole_system(config)
     for name in GATEWAY_SERVICES:
-        assert config["services"][name]["environment"]["FLOWER_BASIC_AUTH"] == "ops:s3cret"
+        environment = config["services"][name]["environment"]
+        assert environment["FLOWER_BASIC_AUTH"] == "ops:s3cret", name
+        assert environment["LOG_LEVEL"] == "DEBUG", name  # from .env
+        assert environment["REDIS_URL"] == "redis://redis:6379/0", name  # compose's own
     ports = {str(p["published"]) for p in config["services"]["flower"]["ports"]}
     assert ports == {"5555"}
 
 
-def test_docker_compose_refuses_to_start_without_flower_credentials():
-    done = _compose_config("")
+def test_docker_compose_refuses_to_start_without_flower_credentials(tmp_path):
+    done = _compose_config(tmp_path, "")
     assert done.returncode != 0
     assert "FLOWER_BASIC_AUTH" in done.stderr
