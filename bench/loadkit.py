@@ -117,7 +117,12 @@ class Service:
 
 
 def role_of(argv: list[str]) -> str:
-    """Which part of the system a command line is."""
+    """Which part of the system a command line is, or the title it gave itself (setproctitle)."""
+    title = " ".join(argv)
+    if title.startswith("gunicorn:"):  # gunicorn: master [wsgi:app], gunicorn: worker [...]
+        return "api"
+    if title.startswith("[celeryd"):  # [celeryd: worker1@host:MainProcess] -active- (...)
+        return "worker"
     words = [Path(arg).name for arg in argv]
     if "gunicorn" in words:
         return "api"
