@@ -65,6 +65,8 @@ def _group_gone(exc: redis.ResponseError) -> bool:
 
 def log_event(event: Event) -> None:
     """The default handler: one log line per event."""
+    if not log.isEnabledFor(logging.INFO):
+        return  # the summary costs more than the rest of handling an event
     log.info(
         "%s job=%s event=%s %s",
         printable(event.event_type),
@@ -245,30 +247,40 @@ class Consumer:
         }
 
     def _process_all(self, entries: Sequence[Entry], deliveries: dict[str, int]) -> int:
-        done = 0
-        for entry_id, fields in entries:
-            if self.stop.is_set():
-                break  # the rest stays pending and is reclaimed: nothing is lost
-            self.process(entry_id, fields, deliveries.get(entry_id, 1))
-            done += 1
+        """Handle `entries` in order, then acknowledge the handled ones in one XACK.
+
+        An entry handled but not yet acknowledged when the process dies comes back, as any
+        unacknowledged entry does: delivery stays at least once.
+        """
+        done, handled = 0, []
+        try:
+            for entry_id, fields in entries:
+                if self.stop.is_set():
+                    break  # the rest stays pending and is reclaimed: nothing is lost
+                if self.process(entry_id, fields, deliveries.get(entry_id, 1)):
+                    handled.append(entry_id)
+                done += 1
+        finally:
+            if handled:
+                self.client.xack(self.options.stream, self.options.group, *handled)
         return done
 
-    def process(self, entry_id: str, fields: dict[str, str], deliveries: int) -> None:
-        """Handle one entry delivered for the `deliveries`-th time; ack, leave pending or dead-letter."""
+    def process(self, entry_id: str, fields: dict[str, str], deliveries: int) -> bool:
+        """Handle one entry delivered for the `deliveries`-th time; True if it is to be
+        acknowledged, False if it was dead-lettered (and acknowledged) or left pending."""
         o = self.options
         if not fields:
-            self._ack(entry_id)  # trimmed from the stream while pending: nothing left to handle
-            return
+            return True  # trimmed from the stream while pending: nothing left to handle
         if deliveries > o.max_deliveries:
             # Earlier deliveries ended without an answer (the consumer died handling it).
             self.dead_letter(entry_id, fields, deliveries, "not acknowledged after delivery")
-            return
+            return False
         try:
             event = Event.from_fields(fields)
         except Exception as exc:  # whatever the parser raises (a payload nested too deep
             # raises RecursionError): a retry cannot fix the entry, and it must not stop us
             self.dead_letter(entry_id, fields, deliveries, f"malformed entry: {exc!r}")
-            return
+            return False
         try:
             self.handler(event)
         except Exception as exc:  # a bad entry must not stop the consumer
@@ -282,8 +294,8 @@ class Consumer:
                     o.max_deliveries,
                     exc,
                 )
-            return
-        self._ack(entry_id)
+            return False
+        return True
 
     def dead_letter(
         self, entry_id: str, fields: dict[str, str], deliveries: int, reason: str
@@ -310,6 +322,3 @@ class Consumer:
             deliveries,
             reason,
         )
-
-    def _ack(self, entry_id: str) -> None:
-        self.client.xack(self.options.stream, self.options.group, entry_id)

@@ -158,11 +158,12 @@ def test_entries_of_a_killed_gateway_consume_are_reclaimed_by_another_consumer(s
     assert [c["name"] for c in left["consumers"]] == ["doomed"]
 
     # Then another consumer of the group reclaims its entries after the idle time,
-    # and together they handled every entry (the one in flight at the kill maybe twice)
+    # and together they handled every entry (those of the batch in flight at the kill maybe
+    # twice: a batch is acknowledged once handled)
     rest = handle_rest(services, "g", "survivor", claim_idle=0.5)
     handled = process.handled() + rest
     assert set(handled) == set(produced)
-    assert len(handled) - len(produced) <= 1
+    assert len(handled) - len(produced) <= 1000
     assert services.redis.xpending(stream, "g")["pending"] == 0
 
 
