@@ -73,6 +73,7 @@ def log_event(event: Event) -> None:
         printable(event.job_id),
         printable(event.event_id),
         summarise(event.payload),
+        extra={"job_id": event.job_id},
     )
 
 
@@ -321,4 +322,5 @@ class Consumer:
             o.dead_letter_stream,
             deliveries,
             reason,
+            extra={"job_id": fields["job_id"]} if "job_id" in fields else {},
         )

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Flask
 
+from gateway import logs
 from gateway.config import INSTANCE_DIR, Settings
 
 
@@ -17,9 +16,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from tasks.pipeline import Pipeline
 
     settings = settings or Settings.from_env()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_level, settings.log_format)
     app = Flask(__name__, instance_path=str(INSTANCE_DIR))
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
 

@@ -185,6 +185,13 @@ class Settings:
         default="INFO",
         doc="`DEBUG`, `INFO`, `WARNING` or `ERROR`.",
     )
+    log_format: str = _env(
+        "LOG_FORMAT",
+        _choice("text", "json"),
+        default="text",
+        doc="`text`: readable lines; `json`: one JSON object per line. Either way each line "
+        "about a job carries its `job_id` (see [operations](operations.md#logs)).",
+    )
     extractor_provider: str = _env(
         "EXTRACTOR_PROVIDER",
         default="fast",

@@ -5,6 +5,7 @@ Transactions follow the service layer's commit rule (`gateway.transitions`).
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from gateway.models import (
 from gateway.outbox import record
 from gateway.stages import VALID_PIPELINES
 from gateway.transitions import SKIP_PENDING, execute, job_update, runs_update, take_seq
+
+log = logging.getLogger(__name__)
 
 _INSERT_JOB = insert(JOBS)
 _INSERT_RUNS = insert(RUNS)
@@ -157,6 +160,7 @@ def create_job(
     payload = {"document_name": document_name, "document_type": document_type, "stages": stages}
     record(session, job.id, (1, ev.JOB_CREATED, payload))
     session.commit()
+    log.info("job created, stages %s", ",".join(stages), extra={"job_id": job_id})
     return job
 
 
@@ -236,6 +240,7 @@ def cancel_job(session: Session, job_id: str) -> Cancellation:
     execute(session, SKIP_PENDING, job=job_id)
     record(session, job_id, (seq, ev.JOB_CANCELLED, {"previous_status": previous}))
     session.commit()
+    log.info("job cancelled (was %s)", previous, extra={"job_id": job_id})
     job = get_job(session, job_id)
     unfinished = [
         run.task_id

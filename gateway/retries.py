@@ -10,6 +10,7 @@ the runs the retry reset, with their new task ids, which it revokes.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, select, update
@@ -21,6 +22,8 @@ from gateway.jobs import JobSnapshot, RunSnapshot, get_job
 from gateway.models import JOBS, RUNS, JobStatus, StageStatus, new_id, utcnow
 from gateway.outbox import record
 from gateway.transitions import execute, job_update, take_seq
+
+log = logging.getLogger(__name__)
 
 # Locks the job row: what a retry reads stays true until it commits.
 _LOCK_JOB = (
@@ -85,6 +88,7 @@ def retry_job(session: Session, job_id: str) -> Retry:
     payload = {"stage": failed.error_stage, "error": failed.error_message}
     record(session, job_id, (seq, ev.JOB_RETRIED, payload))
     session.commit()
+    log.info("job retried from stage %s", failed.error_stage, extra={"job_id": job_id})
     job = get_job(session, job_id)
     rest = [run for run in job.runs if run.status == StageStatus.PENDING.value]
     return Retry(job, rest)

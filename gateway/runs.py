@@ -7,13 +7,14 @@ rolls back and says so, and the task then stops without recording anything.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy import JSON, and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from events import model as ev
-from gateway import texts
+from gateway import logs, texts
 from gateway.config import DEFAULT_INLINE_TEXT_LIMIT
 from gateway.errors import JobNotFoundError
 from gateway.jobs import JobSnapshot, RunSnapshot, get_job
@@ -27,6 +28,8 @@ from gateway.models import (
 )
 from gateway.outbox import record
 from gateway.transitions import SKIP_PENDING, execute, job_update, runs_update, take_seq
+
+log = logging.getLogger(__name__)
 
 _PROCESSING = (JobStatus.PROCESSING.value,)
 _START_JOB = job_update(ACTIVE_JOB_STATUSES, status=JobStatus.PROCESSING.value)
@@ -92,6 +95,9 @@ def start_stage(session: Session, job_id: str, stage: str) -> Any | None:
     else:
         stage_input = execute(session, _DOCUMENT, job=job_id).scalar()
     session.commit()
+    # The attempt joins the caller's log context: every later line of this attempt names it.
+    logs.bind(attempt=run.attempts)
+    log.info("stage started", extra=_fields(job_id, stage, run.attempts))
     return stage_input
 
 
@@ -149,6 +155,9 @@ def record_retry(session: Session, job_id: str, stage: str, error: str, countdow
     payload = {"stage": stage, "attempt": run.attempts, "error": error, "countdown": countdown}
     record(session, job_id, (seq, ev.STAGE_RETRYING, payload))
     session.commit()
+    log.info(
+        "stage retrying in %.3f s: %s", countdown, error, extra=_fields(job_id, stage, run.attempts)
+    )
     return True
 
 
@@ -182,6 +191,9 @@ def complete_stage(
         events.append((seq, ev.JOB_COMPLETED, {"stages": list(job.stages)}))
     record(session, job_id, *events)
     session.commit()
+    log.info("stage completed", extra=_fields(job_id, stage))
+    if len(events) > 1:
+        log.info("job completed", extra=_fields(job_id))
     return True
 
 
@@ -202,4 +214,11 @@ def fail_stage(session: Session, job_id: str, stage: str, message: str) -> bool:
     execute(session, SKIP_PENDING, job=job_id)
     record(session, job_id, (seq, ev.JOB_FAILED, {"stage": stage, "error": message}))
     session.commit()
+    log.warning("job failed in stage %s: %s", stage, message, extra=_fields(job_id, stage))
     return True
+
+
+def _fields(job_id: str, stage: str | None = None, attempt: int | None = None) -> dict[str, Any]:
+    """A log line's job fields (`gateway.logs`); those not given come from the context."""
+    given = {"job_id": job_id, "stage": stage, "attempt": attempt}
+    return {key: value for key, value in given.items() if value is not None}

@@ -120,14 +120,17 @@ class Pipeline:
                 dispatch.release_dispatch(session, job.id)
         except SQLAlchemyError as exc:
             log.warning("job %s neither sent nor released (%s); the stalled-job sweep resends it",
-                        job.id, exc)  # fmt: skip
+                        job.id, exc, extra={"job_id": job.id})  # fmt: skip
         return False
 
     def dispatch(self, job_id: str) -> bool:
         """Claim a pending job no chain was sent for and send it; False if claimed or refused."""
         with self.database.session() as session:
             job = dispatch.claim_dispatch(session, job_id)
-        return job is not None and self.start(job)
+        if job is None or not self.start(job):
+            return False
+        log.info("job sent to the workers by the relay", extra={"job_id": job_id})
+        return True
 
     def dispatch_undispatched(self, grace: float) -> int:
         """Relay pass: dispatch jobs left pending for `grace` seconds without a chain."""
@@ -171,6 +174,7 @@ class Pipeline:
             job.status,
             idle,
             rest[0].name,
+            extra={"job_id": job_id, "stage": rest[0].name},
         )
         return True
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from celery import signals
 
-from gateway import runs
+from gateway import logs, runs
 from gateway.services import get_services
 from providers import ProviderError
 
@@ -16,7 +16,11 @@ log = logging.getLogger(__name__)
 
 @signals.task_failure.connect
 def fail_job_after_final_failure(
-    sender: Any = None, exception: BaseException | None = None, args: Any = None, **_: Any
+    sender: Any = None,
+    task_id: str | None = None,
+    exception: BaseException | None = None,
+    args: Any = None,
+    **_: Any,
 ) -> None:
     """Publish `job.failed` for a stage task that failed for good (retries exhausted or a crash).
 
@@ -28,13 +32,14 @@ def fail_job_after_final_failure(
     if stage is None or not args:
         return
     job_id = args[0]
-    if isinstance(exception, ProviderError):
-        message = str(exception)
-    else:
-        log.error("stage %s of job %s crashed", stage, job_id, exc_info=exception)
-        message = f"Internal error: {type(exception).__name__}"
-    with get_services(sender.app.flask_app).database.session() as session:
-        runs.fail_stage(session, job_id, stage, message)
+    with logs.job_context(job_id=job_id, stage=stage, task_id=task_id):
+        if isinstance(exception, ProviderError):
+            message = str(exception)
+        else:
+            log.error("stage %s of job %s crashed", stage, job_id, exc_info=exception)
+            message = f"Internal error: {type(exception).__name__}"
+        with get_services(sender.app.flask_app).database.session() as session:
+            runs.fail_stage(session, job_id, stage, message)
 
 
 @signals.worker_process_init.connect

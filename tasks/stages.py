@@ -10,7 +10,7 @@ from celery import shared_task
 from celery.exceptions import Ignore, Reject
 from sqlalchemy.exc import OperationalError
 
-from gateway import runs
+from gateway import logs, runs
 from gateway.services import get_services
 from gateway.stages import STAGES
 from providers import ProviderError
@@ -139,7 +139,8 @@ def task_name(stage: str) -> str:
 def _stage_task(stage: str) -> StageTask:
     @shared_task(bind=True, base=StageTask, name=task_name(stage), stage=stage)
     def run(self: StageTask, job_id: str, provider: str) -> None:
-        run_stage(self, job_id, provider)
+        with logs.job_context(job_id=job_id, stage=stage, task_id=self.request.id):
+            run_stage(self, job_id, provider)
 
     run.__doc__ = f"Pipeline stage '{stage}' for one job."
     return run  # type: ignore[no-any-return]

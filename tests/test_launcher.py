@@ -234,6 +234,11 @@ def test_make_run_on_postgres_and_redis_runs_a_job_and_ctrl_c_stops_everything(
         assert launch.find(r"migrate +\| database schema is up to date")
         # Celery's warning about a root worker is hidden (the suite often runs as root)
         assert not launch.find(r"superuser privileges"), launch.output
+        # Normal events warn nothing: Flower starting before the workers, a cancel's revokes
+        job = http("POST", f"http://127.0.0.1:{launch.port}/api/jobs/", job_payload())[1]
+        http("POST", f"http://127.0.0.1:{launch.port}/api/jobs/{job['id']}/cancel/")
+        launch.wait_for(lambda: launch.find(r"Tasks flagged as revoked"), timeout=10)
+        assert not launch.find(r"\| .*(WARNING|Inspect method|Failed to mark task)"), launch.output
         assert http("GET", f"http://127.0.0.1:{launch.flower_port}/healthcheck")[0] == 200
         # Flower's API needs the login made for this run, printed once with its URL
         flower = launch.find(rf"Flower http://(admin:[\w-]+)@127\.0\.0\.1:{launch.flower_port}/ ")

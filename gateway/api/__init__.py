@@ -58,7 +58,7 @@ class GatewayApi(Api):
 
 def init_app(app: Flask) -> None:
     """Register the API blueprints and error handling on `app`."""
-    from gateway.api import health, jobs
+    from gateway.api import health, jobs, tracking
 
     app.config.update(
         API_TITLE="Document Processing Gateway",
@@ -74,6 +74,7 @@ def init_app(app: Flask) -> None:
     api.register_blueprint(jobs.blp)
     api.register_blueprint(health.blp)
     app.register_error_handler(Exception, handle_error)
+    tracking.init_app(app)
     _add_slash_twins(app)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Response, current_app
 from flask.views import MethodView
 
-from gateway import jobs, retries, texts
+from gateway import jobs, logs, retries, texts
 from gateway.api.errors import PROBLEM_JSON, ProblemSchema
 from gateway.api.parsing import Blueprint
 from gateway.api.schemas import JobCreateSchema, JobListQuerySchema, JobPageSchema, JobSchema
@@ -70,6 +70,7 @@ class Jobs(MethodView):
                 document_content=body["document_content"],
                 stages=body["pipeline_config"]["stages"],
             )
+        logs.bind(job_id=job.id)  # the request's lines from here on are about this job
         # After the commit nothing may fail the request: if the broker refuses the chain, the
         # job waits pending and the relay sends it.
         pipeline.start(job)
