@@ -4,7 +4,6 @@ test, and a live embedded Celery worker. Nothing is mocked."""
 from __future__ import annotations
 
 import contextlib
-import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -22,12 +21,7 @@ from gateway import create_app
 from gateway.config import Settings
 from gateway.db import upgrade_schema
 from gateway.services import Services, get_services
-from tests.support import RedisServer
-
-PG_ADMIN_URL = os.environ.get(
-    "TEST_POSTGRES_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-)
-TABLES = ("outbox_events", "stage_texts", "stage_runs", "jobs")
+from tests.support import PG_ADMIN_URL, TABLES, RedisServer
 
 # Property-based tests and the API fuzz run the same examples on every run (a failure can be
 # replayed) and keep no example database; a shared, loaded machine makes timing deadlines flaky.

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import Flask
 from sqlalchemy.orm import Session
 
 from gateway import dispatch, jobs
 from gateway.jobs import JobSnapshot
+from gateway.services import get_services
 
 FULL_PIPELINE = ["extraction", "analysis", "enrichment"]
 DOCUMENT = "Hi, my name is Gabriela, I want to cancel my subscription. SubscriptionID 2342"
@@ -41,3 +43,9 @@ def make_job(session: Session, stages: list[str] | None = None, **fields: Any) -
     job = jobs.create_job(session, **values)
     dispatch.release_dispatch(session, job.id)
     return jobs.get_job(session, job.id)
+
+
+def make_committed_job(app: Flask, stages: list[str] | None = None) -> JobSnapshot:
+    """`make_job` in a session of its own, committed: for tests where a worker reads the job."""
+    with get_services(app).database.session() as session:
+        return make_job(session, stages)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -14,22 +16,31 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import redis
 from flask import Flask
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from events.consumer import Consumer
 from events.model import TERMINAL_TYPES, Event
 from gateway import jobs
 from gateway.config import Settings
-from gateway.models import Job
+from gateway.models import Job, OutboxEvent
 from gateway.services import get_services
 from gateway.stages import STAGES
 
 T = TypeVar("T")
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+# The server the suite creates its test databases on (trust auth), and the tables it empties.
+PG_ADMIN_URL = os.environ.get(
+    "TEST_POSTGRES_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+)
+TABLES = ("outbox_events", "stage_texts", "stage_runs", "jobs")
 
 
 def race(services: Any, *actions: Callable[[Any], Any]) -> list[Any]:
@@ -396,3 +407,63 @@ def served(app: Flask) -> Iterator[str]:
     finally:
         server.shutdown()
         thread.join(10)
+
+
+# --- Events, as a test reads them --------------------------------------------------------------
+
+# A line `gateway consume` prints per handled event; the group is the event id.
+HANDLED = re.compile(r"job\.\w+ job=\S+ event=([0-9a-f-]{36})")
+
+
+def history(client: redis.Redis, stream: str) -> dict[str, list[dict[str, Any]]]:
+    """Each job's events in stream order, payload decoded, duplicates (same event_id) dropped."""
+    seen: set[str] = set()
+    by_job: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for entry_id, fields in client.xrange(stream):
+        if fields["event_id"] in seen:
+            continue
+        seen.add(fields["event_id"])
+        by_job[fields["job_id"]].append(
+            {**fields, "payload": json.loads(fields["payload"]), "entry_id": entry_id}
+        )
+    return by_job
+
+
+def steps(events: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    """(event_type, stage) pairs, with the attempt for starts: a compact, exact sequence."""
+    out: list[tuple[str, ...]] = []
+    for e in events:
+        p = e["payload"]
+        if e["event_type"] in ("job.stage_started", "job.stage_retrying"):
+            out.append((e["event_type"], p["stage"], p["attempt"]))
+        elif "stage" in p:
+            out.append((e["event_type"], p["stage"]))
+        else:
+            out.append((e["event_type"],))
+    return out
+
+
+def successful_steps(stages: list[str]) -> list[tuple[str, ...]]:
+    """The events of a job whose stages all succeed at the first attempt."""
+    out: list[tuple[str, ...]] = [("job.created",)]
+    for stage in stages:
+        out += [("job.stage_started", stage, 1), ("job.stage_completed", stage)]
+    return [*out, ("job.completed",)]
+
+
+def stage_event_counts(app: Flask, job_id: str) -> dict[tuple[str, str | None], int]:
+    """How many of each (event type, stage) the job has on the stream: duplicates show as 2."""
+    return dict(Counter((e.event_type, e.payload.get("stage")) for e in job_events(app, job_id)))
+
+
+def outbox_event_types(session: Session, job_id: str) -> list[str]:
+    """The job's event types as stored in the outbox (in the caller's transaction), in order."""
+    query = select(OutboxEvent.event_type).where(OutboxEvent.job_id == job_id)
+    return list(session.scalars(query.order_by(OutboxEvent.id)))
+
+
+def drain(consumer: Consumer, rounds: int = 3) -> None:
+    """Poll until `rounds` polls in a row found nothing."""
+    quiet = 0
+    while quiet < rounds:
+        quiet = 0 if consumer.poll() else quiet + 1

@@ -18,8 +18,16 @@ from gateway.models import Job, OutboxEvent
 from gateway.relay import Relay
 from gateway.services import get_services
 from tests.factories import DOCUMENT, FULL_PIPELINE, job_payload
-from tests.support import RedisServer, TcpProxy, free_port, load_job, wait_for_job
-from tests.test_events import history, steps, successful_steps
+from tests.support import (
+    RedisServer,
+    TcpProxy,
+    free_port,
+    history,
+    load_job,
+    steps,
+    successful_steps,
+    wait_for_job,
+)
 
 
 def test_a_post_to_a_redis_that_never_answers_is_quick_and_blocks_no_other_writer(

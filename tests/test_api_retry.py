@@ -18,6 +18,7 @@ from gateway.models import OutboxEvent
 from tests.factories import make_job
 from tests.support import (
     assert_problem,
+    outbox_event_types,
     queued_stages,
     race,
     served,
@@ -26,11 +27,6 @@ from tests.support import (
 )
 
 ROUNDS = 20
-
-
-def event_types(session: Any, job_id: str) -> list[str]:
-    query = select(OutboxEvent.event_type).where(OutboxEvent.job_id == job_id)
-    return list(session.scalars(query.order_by(OutboxEvent.id)))
 
 
 def failed_in_analysis(session: Any) -> jobs.JobSnapshot:
@@ -60,7 +56,7 @@ def test_a_failed_job_resumes_from_its_failed_stage_and_completes(app, client, s
     assert [r.attempts for r in done.runs] == [1, 2, 1]
     assert done.runs[0].task_id == extraction_task
     assert done.runs[0].result == {"text": "Hi, my name is Gabriela."}
-    types = event_types(session, job.id)
+    types = outbox_event_types(session, job.id)
     resumed = types[types.index(ev.JOB_RETRIED) :]
     assert (
         types.count(ev.JOB_RETRIED) == 1 and types[types.index(ev.JOB_RETRIED) - 1] == ev.JOB_FAILED
@@ -84,12 +80,12 @@ def test_retrying_a_job_that_has_not_failed_is_refused_naming_its_status(client,
         runs.complete_stage(session, job.id, "extraction", {"text": "x"})
     if status == "cancelled":
         jobs.cancel_job(session, job.id)
-    before = event_types(session, job.id)
+    before = outbox_event_types(session, job.id)
 
     response = client.post(f"/api/jobs/{job.id}/retry")
 
     assert_problem(response, 400, f"Cannot retry job from status {status}")
-    assert event_types(session, job.id) == before
+    assert outbox_event_types(session, job.id) == before
     assert client.get(f"/api/jobs/{job.id}/").get_json()["status"] == status
 
 
@@ -126,7 +122,7 @@ def test_a_double_click_on_retry_sends_one_chain(app, session, services):
 
     # Then one is accepted, the other refused, and one chain waits in the broker
     assert sorted(statuses) == [200, 400]
-    assert event_types(session, job.id).count(ev.JOB_RETRIED) == 1
+    assert outbox_event_types(session, job.id).count(ev.JOB_RETRIED) == 1
     assert wait_until(lambda: queued_stages(services.redis) == 1, timeout=5)
 
 
@@ -143,7 +139,7 @@ def test_concurrent_retries_of_one_job_apply_once(services, session):
         assert isinstance(outcomes[1], InvalidTransitionError)
         assert str(outcomes[1]) == "Cannot retry job from status processing"
         assert [r.name for r in outcomes[0].rest] == ["analysis", "enrichment"]
-        assert event_types(session, job.id).count(ev.JOB_RETRIED) == 1
+        assert outbox_event_types(session, job.id).count(ev.JOB_RETRIED) == 1
 
 
 def test_a_retry_racing_a_cancel_leaves_the_job_consistent(services, session):
@@ -164,11 +160,11 @@ def test_a_retry_racing_a_cancel_leaves_the_job_consistent(services, session):
             assert final.status == "cancelled"
             assert [r.status for r in final.runs] == ["completed", "skipped", "skipped"]
             assert sorted(cancel.unfinished_task_ids) == sorted(r.task_id for r in retry.rest)
-            assert event_types(session, job.id)[-2:] == [ev.JOB_RETRIED, ev.JOB_CANCELLED]
+            assert outbox_event_types(session, job.id)[-2:] == [ev.JOB_RETRIED, ev.JOB_CANCELLED]
         else:
             assert isinstance(cancel, InvalidTransitionError)
             assert str(cancel) == "Cannot cancel job from status failed"
             assert final.status == "processing"
-            assert event_types(session, job.id)[-1] == ev.JOB_RETRIED
+            assert outbox_event_types(session, job.id)[-1] == ev.JOB_RETRIED
         seen.add(final.status)
     assert seen <= {"cancelled", "processing"}

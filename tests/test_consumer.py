@@ -16,7 +16,7 @@ from events.consumer import Consumer, ConsumerOptions, parse_autoclaim, summaris
 from events.model import Event
 from gateway import jobs
 from tests.factories import make_job
-from tests.support import running_in_thread, wait_until
+from tests.support import drain, running_in_thread, wait_until
 
 
 class Recorder:
@@ -51,13 +51,6 @@ def options(services: Any, **changes: Any) -> ConsumerOptions:
     }
     values.update(changes)
     return ConsumerOptions(**values)
-
-
-def drain(consumer: Consumer, rounds: int = 3) -> None:
-    """Poll until `rounds` polls in a row found nothing."""
-    quiet = 0
-    while quiet < rounds:
-        quiet = 0 if consumer.poll() else quiet + 1
 
 
 def add_event(client: redis.Redis, stream: str, job_id: str, **payload: Any) -> str:

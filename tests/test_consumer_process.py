@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -19,9 +18,7 @@ import redis
 from events.consumer import Consumer, ConsumerOptions
 from events.model import Event
 from gateway.config import Settings
-from tests.support import PROJECT_DIR, settings_env, wait_until
-
-HANDLED = re.compile(r"job\.\w+ job=\S+ event=([0-9a-f-]{36})")
+from tests.support import HANDLED, PROJECT_DIR, settings_env, wait_until
 
 
 class ConsumeProcess:

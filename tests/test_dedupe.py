@@ -14,7 +14,7 @@ import redis
 from events.consumer import Consumer, ConsumerOptions
 from events.dedupe import Deduplicator
 from events.model import Event
-from tests.support import PROJECT_DIR, running_in_thread, wait_until
+from tests.support import PROJECT_DIR, drain, running_in_thread, wait_until
 
 
 class Effects:
@@ -67,12 +67,6 @@ def settled(services: Any, group: str = "billing") -> bool:
 def poll_until_settled(services: Any, consumer: Consumer) -> None:
     """Poll until the group has nothing pending (reclaims come once entries are idle enough)."""
     wait_until(lambda: consumer.poll() >= 0 and settled(services), timeout=5)
-
-
-def drain(consumer: Consumer, rounds: int = 3) -> None:
-    quiet = 0
-    while quiet < rounds:
-        quiet = 0 if consumer.poll() else quiet + 1
 
 
 def test_an_event_appended_twice_is_handled_once_and_both_entries_are_acknowledged(services):

@@ -10,7 +10,6 @@ import uuid
 from collections import defaultdict
 from typing import Any
 
-import redis
 from sqlalchemy import select
 
 from events.model import EVENT_TYPES, TERMINAL_TYPES
@@ -19,46 +18,10 @@ from gateway.errors import InvalidTransitionError
 from gateway.models import StageRun
 from gateway.services import get_services
 from tests.factories import FULL_PIPELINE, make_job
-from tests.support import wait_until
+from tests.support import history, steps, successful_steps, wait_until
 
 ENVELOPE = {"event_id", "event_type", "job_id", "timestamp", "payload"}
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
-
-
-def history(client: redis.Redis, stream: str) -> dict[str, list[dict[str, Any]]]:
-    """Each job's events in stream order, payload decoded, duplicates (same event_id) dropped."""
-    seen: set[str] = set()
-    by_job: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for entry_id, fields in client.xrange(stream):
-        if fields["event_id"] in seen:
-            continue
-        seen.add(fields["event_id"])
-        by_job[fields["job_id"]].append(
-            {**fields, "payload": json.loads(fields["payload"]), "entry_id": entry_id}
-        )
-    return by_job
-
-
-def steps(events: list[dict[str, Any]]) -> list[tuple[str, ...]]:
-    """(event_type, stage) pairs, with the attempt for starts: a compact, exact sequence."""
-    out: list[tuple[str, ...]] = []
-    for e in events:
-        p = e["payload"]
-        if e["event_type"] in ("job.stage_started", "job.stage_retrying"):
-            out.append((e["event_type"], p["stage"], p["attempt"]))
-        elif "stage" in p:
-            out.append((e["event_type"], p["stage"]))
-        else:
-            out.append((e["event_type"],))
-    return out
-
-
-def successful_steps(stages: list[str]) -> list[tuple[str, ...]]:
-    """The events of a job whose stages all succeed at the first attempt."""
-    out: list[tuple[str, ...]] = [("job.created",)]
-    for stage in stages:
-        out += [("job.stage_started", stage, 1), ("job.stage_completed", stage)]
-    return [*out, ("job.completed",)]
 
 
 def terminal_reached(services: Any, job_id: str) -> Any:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import os
 import secrets
@@ -24,14 +23,9 @@ from gateway.config import Settings
 from gateway.launcher import commands, flower_environment
 from gateway.services import get_services
 from tests.factories import make_job
-from tests.support import free_port, wait_until
+from tests.support import free_port, settings_env, wait_until
 
 CELERY = str(Path(sys.executable).parent / "celery")
-
-
-def settings_environ(settings: Settings) -> dict[str, str]:
-    """The environment variables that make another process read these same settings."""
-    return {f.metadata["env"]: str(getattr(settings, f.name)) for f in dataclasses.fields(Settings)}
 
 
 def numpat(settings: Settings) -> int:
@@ -54,7 +48,7 @@ class Flower:
     ) -> None:
         self.port = settings.flower_port if argv else free_port()
         if env is None:
-            env = dict(os.environ, **settings_environ(settings))
+            env = dict(os.environ, **settings_env(settings))
             env["FLOWER_BASIC_AUTH"] = f"ops:{secrets.token_hex(8)}"
         self.credentials = env["FLOWER_BASIC_AUTH"]
         self.patterns_before = numpat(settings)
@@ -140,7 +134,7 @@ def test_flower_as_make_run_starts_it_has_a_login_and_refuses_cross_site_request
     settings = settings.replace(
         flower_port=free_port(), flower_basic_auth="", bind_address="0.0.0.0"
     )
-    shell = dict(os.environ, **settings_environ(settings), FLOWER_UNAUTHENTICATED_API="true")
+    shell = dict(os.environ, **settings_env(settings), FLOWER_UNAUTHENTICATED_API="true")
     env, url = flower_environment(settings, shell)
     flower = Flower(settings, argv=commands(settings)["flower"], env=env)
     try:

@@ -10,16 +10,11 @@ from sqlalchemy import func, select
 from events.model import TERMINAL_TYPES
 from gateway import jobs, runs
 from gateway.errors import GatewayError, InvalidPipelineError, InvalidTransitionError
-from gateway.models import Job, OutboxEvent
+from gateway.models import Job
 from tests.factories import make_job
-from tests.support import race
+from tests.support import outbox_event_types, race
 
 ROUNDS = 40
-
-
-def event_types(session: Any, job_id: str) -> list[str]:
-    query = select(OutboxEvent.event_type).where(OutboxEvent.job_id == job_id)
-    return list(session.scalars(query.order_by(OutboxEvent.id)))
 
 
 def reload(session: Any, job_id: str) -> Job:
@@ -66,7 +61,7 @@ def test_completing_the_last_stage_races_cancel_and_exactly_one_wins(services, s
         final = reload(session, job.id)
         assert final.status == ("completed" if completed else "cancelled")
         assert final.runs[0].status == ("completed" if completed else "cancelled")
-        types = event_types(session, job.id)
+        types = outbox_event_types(session, job.id)
         assert types[0] == "job.created"
         assert [t for t in types if t in TERMINAL_TYPES] == [types[-1]]
         outcomes[final.status] += 1
@@ -84,7 +79,7 @@ def test_failing_a_stage_races_cancel_and_exactly_one_wins(services, session):
         )
         assert failed is not cancelled(cancel)
         assert reload(session, job.id).status == ("failed" if failed else "cancelled")
-        types = event_types(session, job.id)
+        types = outbox_event_types(session, job.id)
         assert [t for t in types if t in TERMINAL_TYPES] == [types[-1]]
 
 
@@ -103,7 +98,7 @@ def test_a_stage_completed_twice_at_once_records_once(services, session):
         assert sorted([first, second]) == [False, True]
         job = reload(session, job.id)
         assert job.runs[0].result == {"text": "one" if first else "two"}
-        assert event_types(session, job.id).count("job.stage_completed") == 1
+        assert outbox_event_types(session, job.id).count("job.stage_completed") == 1
         assert job.status == "processing"
 
 
@@ -114,7 +109,7 @@ def test_a_duplicate_complete_stage_records_once_and_keeps_the_first_result(sess
     assert not runs.complete_stage(session, job.id, "extraction", {"text": "second"})
     job = reload(session, job.id)
     assert job.runs[0].result == {"text": "first"}
-    assert event_types(session, job.id) == [
+    assert outbox_event_types(session, job.id) == [
         "job.created",
         "job.stage_started",
         "job.stage_completed",
@@ -186,11 +181,11 @@ def test_start_stage_is_refused_after_cancel(session):
     # Given a cancelled job
     job = make_job(session)
     jobs.cancel_job(session, job.id)
-    before = event_types(session, job.id)
+    before = outbox_event_types(session, job.id)
     # When its first stage is delivered anyway
     assert runs.start_stage(session, job.id, "extraction") is None
     # Then nothing is recorded and the job stays cancelled
-    assert event_types(session, job.id) == before
+    assert outbox_event_types(session, job.id) == before
     job = reload(session, job.id)
     assert job.status == "cancelled"
     assert [run.status for run in job.runs] == ["skipped"] * 3
@@ -227,10 +222,10 @@ def test_fail_stage_keeps_earlier_results_and_skips_later_stages(session):
         "analysis",
         "Provider timeout",
     )
-    assert event_types(session, job.id)[-1] == "job.failed"
+    assert outbox_event_types(session, job.id)[-1] == "job.failed"
     # And a second failure report (another delivery) changes nothing
     assert not runs.fail_stage(session, job.id, "analysis", "again")
-    assert event_types(session, job.id).count("job.failed") == 1
+    assert outbox_event_types(session, job.id).count("job.failed") == 1
 
 
 def test_a_completed_stage_cannot_be_failed_and_its_job_goes_on(session):
@@ -238,7 +233,7 @@ def test_a_completed_stage_cannot_be_failed_and_its_job_goes_on(session):
     job = make_job(session)
     runs.start_stage(session, job.id, "extraction")
     runs.complete_stage(session, job.id, "extraction", {"text": "hello"})
-    before = event_types(session, job.id)
+    before = outbox_event_types(session, job.id)
 
     # When a failure is reported for the extraction (a stale copy that ran out of attempts)
     assert not runs.fail_stage(session, job.id, "extraction", "Provider timeout")
@@ -253,7 +248,7 @@ def test_a_completed_stage_cannot_be_failed_and_its_job_goes_on(session):
         ("pending", None),
     ]
     assert job.runs[0].result == {"text": "hello"}
-    assert event_types(session, job.id) == before
+    assert outbox_event_types(session, job.id) == before
 
 
 def test_a_late_result_after_failure_is_discarded(session):

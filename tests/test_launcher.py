@@ -26,9 +26,8 @@ from sqlalchemy import create_engine, text
 
 from gateway.config import Settings
 from gateway.launcher import commands, flower_environment, redacted
-from tests.conftest import TABLES
 from tests.factories import job_payload
-from tests.support import CollectedOutput, RedisServer, free_port, wait_until
+from tests.support import TABLES, CollectedOutput, RedisServer, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = ("extraction", "analysis", "enrichment")

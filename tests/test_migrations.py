@@ -12,7 +12,7 @@ from alembic.config import Config
 from sqlalchemy import create_engine, inspect, text
 
 from gateway.db import MIGRATIONS_DIR, upgrade_schema
-from tests.conftest import PG_ADMIN_URL
+from tests.support import PG_ADMIN_URL
 
 
 def alembic_config(url: str) -> Config:

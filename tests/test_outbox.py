@@ -12,8 +12,7 @@ from gateway.models import OutboxEvent, utcnow
 from gateway.relay import Relay
 from gateway.services import get_services
 from tests.factories import FULL_PIPELINE, make_job
-from tests.support import running_in_thread, wait_until
-from tests.test_events import history, steps, successful_steps
+from tests.support import history, running_in_thread, steps, successful_steps, wait_until
 
 
 def unpublished(app) -> list[str]:

@@ -15,7 +15,7 @@ from gateway.errors import InvalidTransitionError
 from gateway.models import Job
 from gateway.services import get_services
 from tasks.pipeline import build_chain
-from tests.factories import make_job
+from tests.factories import make_committed_job
 from tests.support import (
     TaskEvents,
     broker_is_idle,
@@ -24,11 +24,6 @@ from tests.support import (
     wait_for_job,
     wait_until,
 )
-
-
-def create(app: Any, stages: list[str] | None = None) -> Job:
-    with get_services(app).database.session() as session:
-        return make_job(session, stages)
 
 
 def cancel(app: Any, job_id: str) -> Job:
@@ -44,7 +39,7 @@ def event_types(app: Any, job_id: str) -> list[str]:
 
 
 def test_cancel_before_dispatch_means_the_chain_is_never_sent(app, worker):
-    job = create(app)
+    job = make_committed_job(app)
 
     cancelled = cancel(app, job.id)
 
@@ -61,7 +56,7 @@ def test_cancel_before_dispatch_means_the_chain_is_never_sent(app, worker):
 
 def test_cancel_of_a_queued_chain_revokes_it_before_it_runs(app, worker):
     # Given a pending job, cancelled and revoked while a worker listens
-    job = create(app)
+    job = make_committed_job(app)
     with TaskEvents(get_services(app).celery) as task_events:
         cancel(app, job.id)
 
@@ -84,7 +79,7 @@ def test_cancel_of_a_queued_chain_revokes_it_before_it_runs(app, worker):
 def test_a_chain_no_worker_heard_revoked_is_stopped_by_the_status_check(make_app, worker_for):
     # Given a job cancelled while no worker was online (revokes live in worker memory only)
     app = make_app()
-    job = create(app)
+    job = make_committed_job(app)
     assert get_services(app).pipeline.dispatch(job.id)
     cancel(app, job.id)
 
@@ -107,7 +102,7 @@ def test_cancel_while_extraction_runs_discards_its_result_and_skips_the_rest(mak
     # Given a slow extraction (~1 s) that has started
     app = make_app(extractor_provider="slow", provider_latency_scale=0.5)
     worker_for(app)
-    job = create(app)
+    job = make_committed_job(app)
     with TaskEvents(get_services(app).celery) as task_events:
         assert get_services(app).pipeline.dispatch(job.id)
         wait_until(lambda: load_job(app, job.id).runs[0].status == "started")
@@ -133,7 +128,7 @@ def test_cancel_while_extraction_runs_discards_its_result_and_skips_the_rest(mak
 
 
 def test_cancel_after_completion_is_refused_and_changes_nothing(app, worker):
-    job = create(app)
+    job = make_committed_job(app)
     assert get_services(app).pipeline.dispatch(job.id)
     completed = wait_for_job(app, job.id, "completed")
 
@@ -154,7 +149,7 @@ def test_cancel_racing_stage_completion_never_mixes_outcomes(make_app, worker_fo
     app = make_app()
     worker_for(app, concurrency=8)
     rng = random.Random(20260427)
-    job_ids = [create(app).id for _ in range(60)]
+    job_ids = [make_committed_job(app).id for _ in range(60)]
 
     def dispatch_then_cancel(job_id: str) -> bool:
         assert get_services(app).pipeline.dispatch(job_id)

@@ -18,7 +18,7 @@ from gateway.services import get_services
 from providers.analysis import DefaultAnalyzer
 from providers.registry import register
 from tasks.pipeline import build_chain
-from tests.factories import make_job
+from tests.factories import make_committed_job
 from tests.support import (
     RedisServer,
     TaskEvents,
@@ -27,6 +27,7 @@ from tests.support import (
     job_events,
     load_job,
     settled_events,
+    stage_event_counts,
     wait_for_job,
     wait_until,
 )
@@ -39,11 +40,6 @@ class SleepyAnalyzer(DefaultAnalyzer):
     latency = (1.0, 1.0)
 
 
-def create(app: Any, stages: list[str] | None = None) -> Job:
-    with get_services(app).database.session() as session:
-        return make_job(session, stages)
-
-
 def resend_chain(app: Any, job: Job) -> None:
     """Publish the job's chain again with the same task ids, as a duplicate delivery would."""
     providers = get_services(app).settings.providers
@@ -54,21 +50,13 @@ def sent_ids(task_events: TaskEvents) -> list[str]:
     return [e["uuid"] for e in task_events.of_type("task-sent")]
 
 
-def stage_event_counts(app: Any, job_id: str) -> dict[tuple[str, str | None], int]:
-    counts: dict[tuple[str, str | None], int] = {}
-    for event in job_events(app, job_id):
-        key = (event.event_type, event.payload.get("stage"))
-        counts[key] = counts.get(key, 0) + 1
-    return counts
-
-
 def test_a_stage_delivered_again_after_it_completed_is_acknowledged_and_ignored(
     make_app, worker_for
 ):
     # Given a job whose extraction completed while its (slow) analysis runs
     app = make_app(analyzer_provider="sleepy", provider_latency_scale=1.0)
     worker_for(app)
-    job = create(app)
+    job = make_committed_job(app)
     extraction, analysis, enrichment = (r.task_id for r in job.runs)
     with TaskEvents(get_services(app).celery) as task_events:
         assert get_services(app).pipeline.dispatch(job.id)
@@ -111,7 +99,7 @@ def test_a_stage_delivered_twice_at_once_records_one_result_and_runs_one_chain(
     # Given a worker with room for both copies, and an extraction slow enough (~0.5 s) to overlap
     app = make_app(extractor_provider="slow", provider_latency_scale=0.25)
     worker_for(app)
-    job = create(app)
+    job = make_committed_job(app)
     extraction, analysis, enrichment = (r.task_id for r in job.runs)
     with TaskEvents(get_services(app).celery) as task_events:
         # When the same chain message is delivered twice, back to back
@@ -153,7 +141,7 @@ def test_a_worker_killed_mid_stage_loses_nothing_and_the_stage_runs_again(make_a
     )
     try:
         first.start()
-        job = create(app)
+        job = make_committed_job(app)
         assert get_services(app).pipeline.dispatch(job.id)
         wait_until(lambda: load_job(app, job.id).runs[0].status == "started", timeout=30)
 
@@ -201,7 +189,7 @@ def test_a_worker_killed_mid_stage_loses_nothing_and_the_stage_runs_again(make_a
 
 
 def test_dispatching_a_job_many_times_at_once_sends_one_chain(app):
-    job = create(app)
+    job = make_committed_job(app)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(get_services(app).pipeline.dispatch, [job.id] * 8))
@@ -227,7 +215,7 @@ def test_a_job_created_while_the_broker_is_down_is_dispatched_once_it_is_back(
     pipeline = get_services(app).pipeline
 
     # When a job is created and dispatched
-    job = create(app)
+    job = make_committed_job(app)
     began = time.monotonic()
     dispatched = pipeline.dispatch(job.id)
 

@@ -13,21 +13,20 @@ import pytest
 
 from events import model as ev
 from gateway import runs
-from gateway.models import Job
 from gateway.services import get_services
 from providers import ProviderError
 from providers.analysis import DefaultAnalyzer
 from providers.enrichment import DefaultEnricher
 from providers.registry import register
 from tasks.pipeline import build_chain
-from tests.factories import make_job
+from tests.factories import make_committed_job
 from tests.support import (
     TaskEvents,
     WorkerProcess,
     broker_is_idle,
-    job_events,
     load_job,
     settled_events,
+    stage_event_counts,
     wait_for_job,
     wait_until,
 )
@@ -63,19 +62,6 @@ class SteadyEnricher(DefaultEnricher):
         return self.compute(data)
 
 
-def create(app: Any, stages: list[str] | None = None) -> Job:
-    with get_services(app).database.session() as session:
-        return make_job(session, stages)
-
-
-def stage_event_counts(app: Any, job_id: str) -> dict[tuple[str, str | None], int]:
-    counts: dict[tuple[str, str | None], int] = {}
-    for event in job_events(app, job_id):
-        key = (event.event_type, event.payload.get("stage"))
-        counts[key] = counts.get(key, 0) + 1
-    return counts
-
-
 @pytest.mark.slow
 def test_a_worker_killed_between_a_stage_commit_and_the_next_publish_is_resumed_by_the_redelivery(
     make_app, tmp_path: Path
@@ -94,7 +80,7 @@ def test_a_worker_killed_between_a_stage_commit_and_the_next_publish_is_resumed_
     healthy = WorkerProcess(settings, f"healthy-{uuid.uuid4().hex[:6]}", tmp_path / "healthy.log")
     try:
         doomed.start()
-        job = create(app)
+        job = make_committed_job(app)
         assert get_services(app).pipeline.dispatch(job.id)
 
         # When the worker dies at exactly that point
@@ -148,7 +134,7 @@ def test_a_stale_duplicate_that_runs_out_of_attempts_does_not_fail_a_completed_s
         analyzer_provider="second-copy-fails-late", enricher_provider="steady", stage_max_retries=0
     )
     worker_for(app)
-    job = create(app)
+    job = make_committed_job(app)
     analysis = job.runs[1]
     with TaskEvents(get_services(app).celery) as task_events:
         assert get_services(app).pipeline.dispatch(job.id)
@@ -181,7 +167,7 @@ def test_provider_retries_are_bounded_by_provider_failures_not_by_reruns(make_ap
         stage_max_retries=1,
     )
     services = get_services(app)
-    job = create(app)
+    job = make_committed_job(app)
     with services.database.session() as session:
         assert runs.start_stage(session, job.id, "extraction") is not None
     with services.database.session() as session:

@@ -18,8 +18,7 @@ from gateway.models import Job, OutboxEvent, utcnow
 from gateway.services import get_services
 from tasks import broker
 from tests.factories import FULL_PIPELINE, make_job
-from tests.support import TcpProxy, WorkerProcess, wait_until
-from tests.test_events import steps, successful_steps
+from tests.support import TcpProxy, WorkerProcess, steps, successful_steps, wait_until
 
 
 @pytest.fixture

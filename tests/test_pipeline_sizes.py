@@ -29,7 +29,7 @@ def large_document(megabytes: float = 2.0) -> str:
     return document
 
 
-def create(client: Any, document: str) -> str:
+def post_document(client: Any, document: str) -> str:
     response = client.post("/api/jobs/", json=job_payload(document_content=document))
     assert response.status_code == 201
     return response.get_json()["id"]  # type: ignore[no-any-return]
@@ -47,7 +47,7 @@ def test_a_2mb_document_leaves_a_small_job_small_events_and_its_text_stored_once
     assert len(document.encode()) > 2_000_000
 
     # When it goes through the whole pipeline
-    job_id = create(client, document)
+    job_id = post_document(client, document)
     wait_for_job(app, job_id, "completed", timeout=60)
 
     # Then the job reads as a few kilobytes, its extraction referring to the text
@@ -94,7 +94,7 @@ def test_a_2mb_document_leaves_a_small_job_small_events_and_its_text_stored_once
 def test_a_page_of_large_jobs_stays_small(app, client, worker):
     # Given three 2 MB documents processed
     document = large_document()
-    job_ids = [create(client, document) for _ in range(3)]
+    job_ids = [post_document(client, document) for _ in range(3)]
     for job_id in job_ids:
         wait_for_job(app, job_id, "completed", timeout=60)
 

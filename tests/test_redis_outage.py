@@ -23,9 +23,17 @@ from gateway.models import Job, OutboxEvent, utcnow
 from gateway.relay import Relay
 from gateway.services import get_services
 from tests.factories import FULL_PIPELINE, job_payload
-from tests.support import PROJECT_DIR, RedisServer, running_in_thread, settings_env, wait_until
-from tests.test_consumer_process import HANDLED
-from tests.test_events import history, steps, successful_steps
+from tests.support import (
+    HANDLED,
+    PROJECT_DIR,
+    RedisServer,
+    history,
+    running_in_thread,
+    settings_env,
+    steps,
+    successful_steps,
+    wait_until,
+)
 
 
 def unpublished(app: Any, older_than: float = 1.0) -> int:

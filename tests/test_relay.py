@@ -19,8 +19,14 @@ from gateway.models import Job
 from gateway.relay import Relay
 from gateway.services import get_services
 from tests.factories import make_job
-from tests.support import PROJECT_DIR, TcpProxy, running_in_thread, settings_env, wait_until
-from tests.test_events import history
+from tests.support import (
+    PROJECT_DIR,
+    TcpProxy,
+    history,
+    running_in_thread,
+    settings_env,
+    wait_until,
+)
 
 
 def messages(caplog: Any, text: str) -> list[str]:
