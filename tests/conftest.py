@@ -96,7 +96,7 @@ def make_app(settings: Settings, postgres_url: str, redis_server: RedisServer) -
 @pytest.fixture
 def app(make_app: Any) -> Flask:
     """The app under test, with the test settings."""
-    return make_app()  # type: ignore[no-any-return]
+    return make_app()
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import redis
 from flask import Flask
@@ -30,7 +30,8 @@ from events.consumer import Consumer
 from events.model import TERMINAL_TYPES, Event
 from gateway import jobs
 from gateway.config import Settings
-from gateway.models import Job, OutboxEvent
+from gateway.jobs import JobSnapshot
+from gateway.models import OutboxEvent
 from gateway.services import get_services
 from gateway.stages import STAGES
 
@@ -43,13 +44,13 @@ PG_ADMIN_URL = os.environ.get(
 TABLES = ("outbox_events", "stage_texts", "stage_runs", "jobs")
 
 
-def race(services: Any, *actions: Callable[[Any], Any]) -> list[Any]:
+def race(services: Any, *actions: Callable[..., Any]) -> list[Any]:
     """Run each action in its own thread and session, released together; return their outcomes
     (what each returned, or the exception it raised)."""
     barrier = threading.Barrier(len(actions))
     outcomes: list[Any] = [None] * len(actions)
 
-    def run(index: int, action: Callable[[Any], Any]) -> None:
+    def run(index: int, action: Callable[..., Any]) -> None:
         with services.database.session() as session:
             barrier.wait()
             try:
@@ -72,7 +73,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until(condition: Callable[[], T], timeout: float = 15.0, interval: float = 0.05) -> T:
+def wait_until(
+    condition: Callable[[], T | Literal[False] | None],
+    timeout: float = 15.0,
+    interval: float = 0.05,
+) -> T:
     """Poll `condition` until it returns something truthy; fail the test after `timeout` s."""
     deadline = time.monotonic() + timeout
     while True:
@@ -338,23 +343,28 @@ def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
         os.killpg(process.pid, signum)
 
 
-def load_job(app: Flask, job_id: str) -> Job:
+def load_job(app: Flask, job_id: str) -> JobSnapshot:
     """The job as stored right now, with its stage runs (read in a fresh session)."""
     with get_services(app).database.session() as session:
         return jobs.get_job(session, job_id)
 
 
-def wait_for_job(app: Flask, job_id: str, *statuses: str, timeout: float = 15.0) -> Job:
+def wait_for_job(app: Flask, job_id: str, *statuses: str, timeout: float = 15.0) -> JobSnapshot:
     """Poll until the job's status is one of `statuses`; return it."""
     return wait_until(
         lambda: (job := load_job(app, job_id)).status in statuses and job, timeout=timeout
     )
 
 
+def stream_entries(client: redis.Redis, stream: str) -> list[tuple[str, dict[str, str]]]:
+    """XRANGE of the whole stream, typed as the decoding clients of the suite return it."""
+    return cast(list[tuple[str, dict[str, str]]], client.xrange(stream))
+
+
 def job_events(app: Flask, job_id: str) -> list[Event]:
     """The job's entries on the app's events stream, in stream order."""
     services = get_services(app)
-    entries = services.redis.xrange(services.settings.events_stream)
+    entries = stream_entries(services.redis, services.settings.events_stream)
     events = [Event.from_fields(fields) for _, fields in entries]
     return [event for event in events if event.job_id == job_id]
 
@@ -391,7 +401,7 @@ def assert_problem(response: Any, status: int, detail: str | None = None) -> dic
     assert body["title"] and body["detail"]
     if detail is not None:
         assert body["detail"] == detail
-    return body  # type: ignore[no-any-return]
+    return body
 
 
 @contextlib.contextmanager
@@ -419,7 +429,7 @@ def history(client: redis.Redis, stream: str) -> dict[str, list[dict[str, Any]]]
     """Each job's events in stream order, payload decoded, duplicates (same event_id) dropped."""
     seen: set[str] = set()
     by_job: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for entry_id, fields in client.xrange(stream):
+    for entry_id, fields in stream_entries(client, stream):
         if fields["event_id"] in seen:
             continue
         seen.add(fields["event_id"])
@@ -429,9 +439,12 @@ def history(client: redis.Redis, stream: str) -> dict[str, list[dict[str, Any]]]
     return by_job
 
 
-def steps(events: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+Step = tuple[str | int, ...]
+
+
+def steps(events: list[dict[str, Any]]) -> list[Step]:
     """(event_type, stage) pairs, with the attempt for starts: a compact, exact sequence."""
-    out: list[tuple[str, ...]] = []
+    out: list[Step] = []
     for e in events:
         p = e["payload"]
         if e["event_type"] in ("job.stage_started", "job.stage_retrying"):
@@ -443,9 +456,9 @@ def steps(events: list[dict[str, Any]]) -> list[tuple[str, ...]]:
     return out
 
 
-def successful_steps(stages: list[str]) -> list[tuple[str, ...]]:
+def successful_steps(stages: list[str]) -> list[Step]:
     """The events of a job whose stages all succeed at the first attempt."""
-    out: list[tuple[str, ...]] = [("job.created",)]
+    out: list[Step] = [("job.created",)]
     for stage in stages:
         out += [("job.stage_started", stage, 1), ("job.stage_completed", stage)]
     return [*out, ("job.completed",)]

@@ -38,12 +38,12 @@ def completed_payload(session: Any, job_id: str) -> dict[str, Any]:
         OutboxEvent.job_id == job_id, OutboxEvent.event_type == "job.stage_completed"
     )
     (payload,) = session.scalars(query).all()
-    return payload  # type: ignore[no-any-return]
+    return payload
 
 
 def extraction_results(client: Any, job_id: str) -> dict[str, Any]:
     body = client.get(f"/api/jobs/{job_id}/").get_json()
-    return body["results"]["stages"]["extraction"]["results"]  # type: ignore[no-any-return]
+    return body["results"]["stages"]["extraction"]["results"]
 
 
 def test_a_small_text_stays_inline_in_the_job_and_its_event_as_before(client, session):

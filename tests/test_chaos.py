@@ -29,7 +29,13 @@ from gateway.services import get_services
 from gateway.stages import STAGES
 from tasks.pipeline import build_chain
 from tests.factories import make_job
-from tests.support import WorkerProcess, broker_is_idle, running_in_thread, wait_until
+from tests.support import (
+    WorkerProcess,
+    broker_is_idle,
+    running_in_thread,
+    stream_entries,
+    wait_until,
+)
 
 # Short bounds, so that a killed worker's stages come back within seconds: a stage runs for at
 # most 2 s (latency scale 0.2 keeps real ones near 0.1 s), a retry waits at most 0.5 s, so a
@@ -114,8 +120,8 @@ def statuses(app: Flask, job_ids: list[str]) -> Counter[str]:
 def unfinished(app: Flask, job_ids: list[str]) -> str:
     """The jobs that did not complete, with their runs (for a failure message)."""
     client = get_services(app).redis
-    unacked = " ".join(client.hvals("unacked"))
-    queued = " ".join(m for stage in STAGES for m in client.lrange(stage, 0, -1))
+    unacked = " ".join(map(str, client.hvals("unacked")))
+    queued = " ".join(str(m) for stage in STAGES for m in client.lrange(stage, 0, -1))
     with get_services(app).database.session() as session:
         jobs = session.scalars(select(Job).where(Job.id.in_(job_ids), Job.status != "completed"))
         return "\n".join(
@@ -170,7 +176,7 @@ def stream_history(app: Flask) -> dict[str, list[dict[str, Any]]]:
     """Each job's stream entries in stream order, payload decoded (duplicates kept)."""
     services = get_services(app)
     by_job: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for _entry_id, fields in services.redis.xrange(services.settings.events_stream):
+    for _entry_id, fields in stream_entries(services.redis, services.settings.events_stream):
         by_job[fields["job_id"]].append({**fields, "payload": json.loads(fields["payload"])})
     return by_job
 
@@ -330,7 +336,7 @@ def test_every_stage_message_delivered_twice_and_the_stream_replayed_change_no_r
     # builds its read model through the event_id dedupe helper
     services = get_services(app)
     stream = settings.events_stream
-    entries = [fields for _, fields in services.redis.xrange(stream)]
+    entries: list[dict[Any, Any]] = [f for _, f in stream_entries(services.redis, stream)]
     for fields in entries:
         services.redis.xadd(stream, fields)
     projection = Projection()

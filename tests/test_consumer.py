@@ -16,7 +16,7 @@ from events.consumer import Consumer, ConsumerOptions, parse_autoclaim, summaris
 from events.model import Event
 from gateway import jobs
 from tests.factories import make_job
-from tests.support import drain, running_in_thread, wait_until
+from tests.support import drain, running_in_thread, stream_entries, wait_until
 
 
 class Recorder:
@@ -65,7 +65,7 @@ def pending(client: redis.Redis, stream: str, group: str) -> int:
 
 
 def stream_event_ids(client: redis.Redis, stream: str) -> list[str]:
-    return [fields["event_id"] for _, fields in client.xrange(stream)]
+    return [fields["event_id"] for _, fields in stream_entries(client, stream)]
 
 
 def test_two_groups_each_receive_every_event(services, session):

@@ -179,7 +179,7 @@ def test_many_concurrent_jobs_each_get_ordered_events_and_exactly_one_terminal_e
     time.sleep(0.5)
 
     # Then each job's events are its lifecycle in order, with one terminal event, last
-    outcomes = defaultdict(int)
+    outcomes: dict[str | int, int] = defaultdict(int)
     for job_id, events in history(services.redis, stream).items():
         found = steps(events)
         terminal = [s for s in found if s[0] in TERMINAL_TYPES]

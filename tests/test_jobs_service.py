@@ -17,11 +17,8 @@ from tests.support import outbox_event_types, race
 ROUNDS = 40
 
 
-def reload(session: Any, job_id: str) -> Job:
-    session.expire_all()
-    job = session.get(Job, job_id)
-    assert job is not None
-    return job
+def reload(session: Any, job_id: str) -> jobs.JobSnapshot:
+    return jobs.get_job(session, job_id)
 
 
 def cancelled(outcome: Any) -> bool:

@@ -27,7 +27,14 @@ from sqlalchemy import create_engine, text
 from gateway.config import Settings
 from gateway.launcher import commands, flower_environment, redacted
 from tests.factories import job_payload
-from tests.support import TABLES, CollectedOutput, RedisServer, free_port, wait_until
+from tests.support import (
+    TABLES,
+    CollectedOutput,
+    RedisServer,
+    free_port,
+    stream_entries,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = ("extraction", "analysis", "enrichment")
@@ -174,14 +181,14 @@ def run_the_readme_job(launch: Launch, redis_url: str, stream: str) -> str:
     client = redis.Redis.from_url(redis_url, decode_responses=True)
 
     def job_event_types() -> list[str]:
-        entries = client.xrange(stream)
+        entries = stream_entries(client, stream)
         types = [f["event_type"] for _, f in entries if f["job_id"] == job["id"]]
         return types if types and types[-1] == "job.completed" else []
 
     types = launch.wait_for(job_event_types, timeout=10)
     completed_stages = [
         json.loads(f["payload"])["stage"]
-        for _, f in client.xrange(stream)
+        for _, f in stream_entries(client, stream)
         if f["job_id"] == job["id"] and f["event_type"] == "job.stage_completed"
     ]
     client.close()

@@ -12,7 +12,7 @@ import pytest
 from events import model as ev
 from gateway import jobs
 from gateway.errors import InvalidTransitionError
-from gateway.models import Job
+from gateway.jobs import JobSnapshot
 from gateway.services import get_services
 from tasks.pipeline import build_chain
 from tests.factories import make_committed_job
@@ -26,7 +26,7 @@ from tests.support import (
 )
 
 
-def cancel(app: Any, job_id: str) -> Job:
+def cancel(app: Any, job_id: str) -> JobSnapshot:
     """Cancel as the API does: the conditional update first, then revoke what has not finished."""
     with get_services(app).database.session() as session:
         cancellation = jobs.cancel_job(session, job_id)

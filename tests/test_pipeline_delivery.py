@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from events import model as ev
-from gateway.models import Job
+from gateway.jobs import JobSnapshot
 from gateway.services import get_services
 from providers.analysis import DefaultAnalyzer
 from providers.registry import register
@@ -40,7 +40,7 @@ class SleepyAnalyzer(DefaultAnalyzer):
     latency = (1.0, 1.0)
 
 
-def resend_chain(app: Any, job: Job) -> None:
+def resend_chain(app: Any, job: JobSnapshot) -> None:
     """Publish the job's chain again with the same task ids, as a duplicate delivery would."""
     providers = get_services(app).settings.providers
     build_chain(get_services(app).celery, job, providers).apply_async()

@@ -18,7 +18,7 @@ from gateway.models import Job, OutboxEvent, utcnow
 from gateway.services import get_services
 from tasks import broker
 from tests.factories import FULL_PIPELINE, make_job
-from tests.support import TcpProxy, WorkerProcess, steps, successful_steps, wait_until
+from tests.support import Step, TcpProxy, WorkerProcess, steps, successful_steps, wait_until
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def outbox(database: Database, job_id: str) -> list[OutboxEvent]:
         return list(session.scalars(query))
 
 
-def outbox_steps(database: Database, job_id: str) -> list[tuple[str, ...]]:
+def outbox_steps(database: Database, job_id: str) -> list[Step]:
     return steps(
         [{"event_type": e.event_type, "payload": e.payload} for e in outbox(database, job_id)]
     )

@@ -19,8 +19,6 @@ from providers.registry import register
 from tests.factories import DOCUMENT, make_job
 from tests.support import wait_for_job
 
-INSTANT = {"latency_scale": 0.0}
-
 
 @register("extraction", "shouting")
 class ShoutingExtractor:
@@ -34,19 +32,19 @@ class ShoutingExtractor:
 
 
 def test_extractors_normalise_the_text_and_count_it():
-    result = FastExtractor(**INSTANT).process("  Hi,   you.\tSecond line?\nYes!  ", timeout=1)
+    result = FastExtractor(latency_scale=0).process("  Hi,   you.\tSecond line?\nYes!  ", timeout=1)
 
     assert result == {
         "text": "Hi, you. Second line?\nYes!",
         "stats": {"characters": 26, "words": 5, "sentences": 3, "lines": 2},
     }
-    assert SlowExtractor(**INSTANT).process("a  b", timeout=1)["text"] == "a b"
+    assert SlowExtractor(latency_scale=0).process("a  b", timeout=1)["text"] == "a b"
 
 
 def test_the_analyzer_finds_people_contacts_identifiers_and_intent():
     text = "I'm Jo Park. Refund please! Call +44 20 7946 0958 or jo@park.io, InvoiceNo: 88-1"
 
-    result = DefaultAnalyzer(**INSTANT).process({"text": text}, timeout=1)
+    result = DefaultAnalyzer(latency_scale=0).process({"text": text}, timeout=1)
 
     assert result["entities"] == {
         "people": ["Jo Park"],
@@ -59,7 +57,7 @@ def test_the_analyzer_finds_people_contacts_identifiers_and_intent():
 
 
 def test_the_analyzer_reads_the_seed_document():
-    result = DefaultAnalyzer(**INSTANT).process({"text": DOCUMENT}, timeout=1)
+    result = DefaultAnalyzer(latency_scale=0).process({"text": DOCUMENT}, timeout=1)
 
     assert result["entities"]["people"] == ["Gabriela"]
     assert result["entities"]["identifiers"] == [{"type": "SubscriptionID", "value": "2342"}]
@@ -67,9 +65,9 @@ def test_the_analyzer_reads_the_seed_document():
 
 
 def test_the_enricher_routes_by_intent_and_summarises_the_entities():
-    analysis = DefaultAnalyzer(**INSTANT).process({"text": DOCUMENT}, timeout=1)
+    analysis = DefaultAnalyzer(latency_scale=0).process({"text": DOCUMENT}, timeout=1)
 
-    result = DefaultEnricher(**INSTANT).process(analysis, timeout=1)
+    result = DefaultEnricher(latency_scale=0).process(analysis, timeout=1)
 
     assert result == {
         "priority": "high",
@@ -78,7 +76,9 @@ def test_the_enricher_routes_by_intent_and_summarises_the_entities():
         "entity_counts": {"people": 1, "emails": 0, "phone_numbers": 0, "identifiers": 1},
         "summary": "Gabriela — cancellation (SubscriptionID 2342)",
     }
-    plain = DefaultEnricher(**INSTANT).process({"entities": {}, "intent": "general"}, timeout=1)
+    plain = DefaultEnricher(latency_scale=0).process(
+        {"entities": {}, "intent": "general"}, timeout=1
+    )
     assert (plain["priority"], plain["routing_queue"], plain["summary"]) == (
         "low",
         "general",
@@ -156,6 +156,7 @@ def test_a_registered_provider_is_chosen_by_configuration_alone(make_app, worker
 
     # Then its stage used the new provider, with the stage time limit, and the next stage its output
     extraction, analysis = (run.result for run in stored.runs)
+    assert analysis is not None
     assert extraction == {"text": DOCUMENT.upper(), "timeout": 7.0}
     assert analysis["word_count"] == len(DOCUMENT.split())
     assert analysis["entities"]["identifiers"] == [{"type": "SUBSCRIPTIONID", "value": "2342"}]
