@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast lint docs bench mutation clean
+.PHONY: help install run test test-fast compose-test lint docs bench mutation clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ test: $(STAMP) ## Run the whole suite against real PostgreSQL and Redis
 
 test-fast: $(STAMP) ## The suite without the slow end-to-end tests (crashes, restarts, make run)
 	$(BIN)/pytest -m 'not slow'
+
+compose-test: ## Start docker-compose.yml on a private Docker engine and exercise it (root; deploy/)
+	bash deploy/test-compose.sh
 
 lint: $(STAMP) ## Ruff (lint and format check), mypy, and the import layers (import-linter)
 	$(BIN)/ruff check .

@@ -125,8 +125,21 @@ def test_docker_compose_config_resolves_the_whole_system(tmp_path):
         assert environment["FLOWER_BASIC_AUTH"] == "ops:s3cret", name
         assert environment["LOG_LEVEL"] == "DEBUG", name  # from .env
         assert environment["REDIS_URL"] == "redis://redis:6379/0", name  # compose's own
-    ports = {str(p["published"]) for p in config["services"]["flower"]["ports"]}
-    assert ports == {"5555"}
+    # Published on the host's loopback only, by default.
+    assert published(config["services"]["api"]) == {("127.0.0.1", "8000")}
+    assert published(config["services"]["flower"]) == {("127.0.0.1", "5555")}
+
+
+def published(service: dict[str, Any]) -> set[tuple[str, str]]:
+    """(host address, host port) of each published port, from v2's long or v1's short syntax."""
+    pairs = set()
+    for port in service["ports"]:
+        if isinstance(port, dict):
+            pairs.add((port.get("host_ip", ""), str(port["published"])))
+        else:
+            *address, host_port, _ = port.split("/")[0].split(":")
+            pairs.add(("".join(address), host_port))
+    return pairs
 
 
 def test_docker_compose_refuses_to_start_without_flower_credentials(tmp_path):
