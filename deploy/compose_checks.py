@@ -111,9 +111,7 @@ def ok(answer: tuple[int, Any]) -> tuple[int, Any] | None:
 
 
 def check_health(stack: Stack) -> None:
-    _, body = wait(
-        lambda: ok(stack.request(f"{stack.api}/readyz")), 120, "the API to be ready"
-    )
+    _, body = wait(lambda: ok(stack.request(f"{stack.api}/readyz")), 120, "the API to be ready")
     assert body["checks"] == {"database": "ok", "redis": "ok"}, body
     assert stack.request(f"{stack.api}/healthz")[0] == 200
 
