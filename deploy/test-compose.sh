@@ -50,8 +50,12 @@ flock -w 900 9 || skip "another compose test held $CACHE/lock for 15 minutes"
 RUN=$(mktemp -d /tmp/gateway-compose.XXXXXX)
 export DOCKER_HOST="unix://$RUN/docker.sock"
 DOCKERD_PID=
-COMPOSE=(docker-compose --project-name "$PROJECT" --project-directory "$ROOT"
-    --file "$ROOT/docker-compose.yml" --env-file "$ROOT/.env.example")
+# The deployer's layout: docker-compose.yml as it is, beside a .env made from .env.example
+# (written below), in a directory of its own so that a developer's .env is left alone.
+mkdir "$RUN/project"
+cp "$ROOT/docker-compose.yml" "$RUN/project/"
+COMPOSE=(docker-compose --project-name "$PROJECT" --project-directory "$RUN/project"
+    --file "$RUN/project/docker-compose.yml")
 
 cleanup() {
     local status=$?
@@ -135,9 +139,13 @@ free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1
 PORT=$(free_port)
 FLOWER_PORT=$(free_port)
 FLOWER_BASIC_AUTH="ops:$(python3 -c 'import secrets; print(secrets.token_urlsafe(12))')"
-# Slower providers keep a job in flight long enough to restart a worker under it.
-PROVIDER_LATENCY_SCALE=${PROVIDER_LATENCY_SCALE:-5}
-export PORT FLOWER_PORT FLOWER_BASIC_AUTH PROVIDER_LATENCY_SCALE
+{
+    sed "s/^FLOWER_BASIC_AUTH=.*/FLOWER_BASIC_AUTH=$FLOWER_BASIC_AUTH/" "$ROOT/.env.example"
+    echo "PORT=$PORT"
+    echo "FLOWER_PORT=$FLOWER_PORT"
+    # Slower providers keep a job in flight long enough to restart a worker under it.
+    echo "PROVIDER_LATENCY_SCALE=${PROVIDER_LATENCY_SCALE:-5}"
+} >"$RUN/project/.env"
 
 step "docker-compose up"
 "${COMPOSE[@]}" up --detach --no-build
