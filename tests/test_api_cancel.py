@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from gateway import runs
 from gateway.models import Job, OutboxEvent
-from tests.factories import job_payload, make_job
-from tests.support import wait_until
+from tests.factories import RESULTS, job_payload, make_job, make_job_in
+from tests.support import assert_problem, wait_until
 
 
 def events(session: Any, job_id: str) -> list[tuple[str, dict[str, Any]]]:
@@ -34,17 +34,14 @@ def test_cancelling_a_pending_job_skips_every_stage(client, session):
 
 def test_cancelling_during_analysis_keeps_extraction_and_skips_enrichment(client, session):
     # Given a job whose extraction completed and whose analysis is running
-    job = make_job(session)
-    runs.start_stage(session, job.id, "extraction")
-    runs.complete_stage(session, job.id, "extraction", {"text": "hello"})
-    runs.start_stage(session, job.id, "analysis")
+    job = make_job_in(session, "processing", at="analysis")
     # When it is cancelled
     response = client.post(f"/api/jobs/{job.id}/cancel")
     # Then the running stage is cancelled, the later one skipped, the earlier result kept
     assert response.status_code == 200
     stages = response.get_json()["results"]["stages"]
     assert stages["extraction"]["status"] == "completed"
-    assert stages["extraction"]["results"] == {"text": "hello"}
+    assert stages["extraction"]["results"] == RESULTS["extraction"]
     assert stages["analysis"]["status"] == "cancelled"
     assert stages["enrichment"]["status"] == "skipped"
     assert events(session, job.id)[-1] == ("job.cancelled", {"previous_status": "processing"})
@@ -56,21 +53,12 @@ def test_cancelling_during_analysis_keeps_extraction_and_skips_enrichment(client
 @pytest.mark.parametrize("finish", ["completed", "failed", "cancelled"])
 def test_a_finished_job_cannot_be_cancelled_and_records_nothing(client, session, finish):
     # Given a job that reached `finish`
-    job = make_job(session, stages=["extraction"])
-    if finish == "cancelled":
-        assert client.post(f"/api/jobs/{job.id}/cancel/").status_code == 200
-    else:
-        runs.start_stage(session, job.id, "extraction")
-        if finish == "completed":
-            runs.complete_stage(session, job.id, "extraction", {"text": "x"})
-        else:
-            runs.fail_stage(session, job.id, "extraction", "boom")
+    job = make_job_in(session, finish, ["extraction", "analysis"])
     before = events(session, job.id)
     # When it is cancelled (again)
     response = client.post(f"/api/jobs/{job.id}/cancel/")
-    # Then it is refused and nothing changed
-    assert response.status_code == 400
-    assert response.get_json(force=True)["detail"] == f"Cannot cancel job from status {finish}"
+    # Then it is refused, naming its status, and nothing changed
+    assert_problem(response, 400, f"Cannot cancel job from status {finish}")
     assert events(session, job.id) == before
     assert client.get(f"/api/jobs/{job.id}/").get_json()["status"] == finish
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from gateway import jobs, runs
-from tests.factories import job_payload, make_job
+from gateway import jobs
+from tests.factories import job_payload
 from tests.support import assert_problem, free_port
 
 INVALID_COMBINATION = (
@@ -149,25 +149,6 @@ def test_a_refused_job_is_not_stored(client, session):
     assert_problem(post(client, job_payload(pipeline_config={"stages": ["analysis"]})), 400)
     # Then nothing was written
     assert jobs.list_jobs(session).jobs == []
-
-
-@pytest.mark.parametrize("finish", ["completed", "failed", "cancelled"])
-def test_cancelling_a_finished_job_is_a_400_naming_its_status(client, session, finish):
-    # Given a job that reached `finish`
-    job = make_job(session, stages=["extraction"])
-    if finish == "cancelled":
-        jobs.cancel_job(session, job.id)
-    else:
-        runs.start_stage(session, job.id, "extraction")
-        if finish == "completed":
-            runs.complete_stage(session, job.id, "extraction", {"text": "x"})
-        else:
-            runs.fail_stage(session, job.id, "extraction", "Provider timeout")
-    # When it is cancelled
-    response = client.post(f"/api/jobs/{job.id}/cancel/")
-    # Then the seed's message comes back and the job is unchanged
-    assert_problem(response, 400, f"Cannot cancel job from status {finish}")
-    assert client.get(f"/api/jobs/{job.id}/").get_json()["status"] == finish
 
 
 @pytest.mark.parametrize(

@@ -9,27 +9,13 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from gateway import jobs, runs
+from gateway import jobs
 from gateway.models import Job, utcnow
-from tests.factories import make_job
+from tests.factories import STATUSES, make_job, make_job_in
 
 
 def make_jobs(session: Any, count: int, **fields: Any) -> list[str]:
     return [make_job(session, **fields).id for _ in range(count)]
-
-
-def finish(session: Any, job_id: str, status: str) -> None:
-    """Drive a one-stage job to `status` through the service layer."""
-    if status == "pending":
-        return
-    if status == "cancelled":
-        jobs.cancel_job(session, job_id)
-        return
-    runs.start_stage(session, job_id, "extraction")
-    if status == "completed":
-        runs.complete_stage(session, job_id, "extraction", {"text": "x"})
-    elif status == "failed":
-        runs.fail_stage(session, job_id, "extraction", "boom")
 
 
 def ids(response: Any) -> list[str]:
@@ -83,10 +69,8 @@ def test_limit_bounds_are_1_and_200(client, session):
 def test_status_filter_is_repeatable(client, session):
     # Given one job in each status
     by_status = {}
-    for status in ("pending", "processing", "completed", "failed", "cancelled"):
-        job_id = make_job(session, stages=["extraction"]).id
-        finish(session, job_id, status)
-        by_status[status] = job_id
+    for status in STATUSES:
+        by_status[status] = make_job_in(session, status, ["extraction"]).id
     # Then each status filter, alone or combined, returns exactly its jobs, newest first
     for status, job_id in by_status.items():
         assert ids(client.get(f"/api/jobs/?status={status}")) == [job_id]
@@ -98,9 +82,11 @@ def test_status_filter_is_repeatable(client, session):
 
 
 def test_document_type_filter_alone_and_with_status(client, session):
-    invoices = make_jobs(session, 2, stages=["extraction"], document_type="invoice")
+    invoices = [
+        make_job_in(session, status, ["extraction"], document_type="invoice").id
+        for status in ("completed", "pending")
+    ]
     make_jobs(session, 2, stages=["extraction"], document_type="letter")
-    finish(session, invoices[0], "completed")
     assert ids(client.get("/api/jobs/?document_type=invoice")) == invoices[::-1]
     assert ids(client.get("/api/jobs/?document_type=invoice&status=completed")) == invoices[:1]
     both = ids(client.get("/api/jobs/?document_type=invoice&status=completed&status=pending"))
@@ -115,7 +101,7 @@ def test_pagination_visits_every_job_once_while_new_jobs_arrive(client, session,
     # Given 23 jobs, some cancelled
     existing = make_jobs(session, 23, stages=["extraction"], document_type="invoice")
     for job_id in existing[::4]:
-        finish(session, job_id, "cancelled")
+        jobs.cancel_job(session, job_id)
     expected = [j for j in existing[::-1] if _matches(session, j, query)]
     # When the list is walked 5 at a time while 2 new jobs arrive between pages
     arrived: list[str] = []

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import select
 
 from events import model as ev
-from gateway import jobs, retries, runs
+from gateway import jobs, retries
 from gateway.errors import InvalidTransitionError
 from gateway.models import OutboxEvent
-from tests.factories import make_job
+from tests.factories import RESULTS, make_job_in
 from tests.support import (
     assert_problem,
     outbox_event_types,
@@ -31,12 +31,7 @@ ROUNDS = 20
 
 def failed_in_analysis(session: Any) -> jobs.JobSnapshot:
     """A job whose extraction completed and whose analysis failed for good."""
-    job = make_job(session)
-    runs.start_stage(session, job.id, "extraction")
-    runs.complete_stage(session, job.id, "extraction", {"text": "Hi, my name is Gabriela."})
-    runs.start_stage(session, job.id, "analysis")
-    runs.fail_stage(session, job.id, "analysis", "DefaultAnalyzer failed: provider unavailable")
-    return jobs.get_job(session, job.id)
+    return make_job_in(session, "failed", at="analysis")
 
 
 def test_a_failed_job_resumes_from_its_failed_stage_and_completes(app, client, session, worker):
@@ -55,7 +50,7 @@ def test_a_failed_job_resumes_from_its_failed_stage_and_completes(app, client, s
     assert [r.status for r in done.runs] == ["completed"] * 3
     assert [r.attempts for r in done.runs] == [1, 2, 1]
     assert done.runs[0].task_id == extraction_task
-    assert done.runs[0].result == {"text": "Hi, my name is Gabriela."}
+    assert done.runs[0].result == RESULTS["extraction"]
     types = outbox_event_types(session, job.id)
     resumed = types[types.index(ev.JOB_RETRIED) :]
     assert (
@@ -68,18 +63,12 @@ def test_a_failed_job_resumes_from_its_failed_stage_and_completes(app, client, s
             OutboxEvent.job_id == job.id, OutboxEvent.event_type == ev.JOB_RETRIED
         )
     ).one()
-    assert retried == {"stage": "analysis", "error": "DefaultAnalyzer failed: provider unavailable"}
+    assert retried == {"stage": "analysis", "error": job.error_message} and job.error_message
 
 
 @pytest.mark.parametrize("status", ["pending", "processing", "completed", "cancelled"])
 def test_retrying_a_job_that_has_not_failed_is_refused_naming_its_status(client, session, status):
-    job = make_job(session, stages=["extraction"])
-    if status != "pending":
-        runs.start_stage(session, job.id, "extraction")
-    if status == "completed":
-        runs.complete_stage(session, job.id, "extraction", {"text": "x"})
-    if status == "cancelled":
-        jobs.cancel_job(session, job.id)
+    job = make_job_in(session, status, ["extraction"], at="extraction")
     before = outbox_event_types(session, job.id)
 
     response = client.post(f"/api/jobs/{job.id}/retry")

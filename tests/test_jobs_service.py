@@ -11,7 +11,7 @@ from events.model import TERMINAL_TYPES
 from gateway import jobs, runs
 from gateway.errors import GatewayError, InvalidPipelineError, InvalidTransitionError
 from gateway.models import Job
-from tests.factories import make_job
+from tests.factories import STATUSES, make_job, make_job_in
 from tests.support import outbox_event_types, race
 
 ROUNDS = 40
@@ -262,3 +262,30 @@ def test_a_pending_job_can_fail_before_any_stage_started(session):
     job = reload(session, job.id)
     assert job.status == "failed"
     assert [run.status for run in job.runs] == ["failed", "skipped", "skipped"]
+
+
+@pytest.mark.parametrize("status", STATUSES)
+def test_every_status_is_reached_by_the_service_layers_own_steps(session, status):
+    job = make_job_in(session, status, at="analysis")
+    assert job.status == status
+    runs_by_status = [run.status for run in job.runs]
+    assert (
+        runs_by_status
+        == {
+            "pending": ["pending"] * 3,
+            "processing": ["completed", "started", "pending"],
+            "completed": ["completed"] * 3,
+            "failed": ["completed", "failed", "skipped"],
+            "cancelled": ["completed", "cancelled", "skipped"],
+        }[status]
+    )
+    assert (
+        outbox_event_types(session, job.id)[-1]
+        == {
+            "pending": "job.created",
+            "processing": "job.stage_started",
+            "completed": "job.completed",
+            "failed": "job.failed",
+            "cancelled": "job.cancelled",
+        }[status]
+    )
