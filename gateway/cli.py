@@ -32,8 +32,17 @@ def migrate_command() -> None:
 )
 def relay_command(interval: float | None) -> None:
     """Append the outbox's leftover events to the stream and dispatch stranded jobs, until SIGTERM."""
+    from gateway import metrics
+    from gateway.gauges import SystemGauges
     from gateway.relay import Relay
 
+    settings = get_services().settings
+    if settings.metrics_port:
+        services = get_services()
+        gauges = SystemGauges(
+            services.database, services.redis, settings.events_stream, settings.dead_letter_stream
+        )
+        metrics.serve(settings.metrics_port, settings.metrics_bind_address, gauges)
     relay = Relay.from_app(current_app, stop=_stop_on_signals())
     if interval is not None:
         relay.interval = interval

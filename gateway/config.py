@@ -382,6 +382,25 @@ class Settings:
         default=1.0,
         doc="Seconds a Redis connect or command may take before it counts as an outage.",
     )
+    metrics_token: str = _env(
+        "METRICS_TOKEN",
+        default="",
+        doc="Bearer token the API's `/metrics` asks for. Empty: `/metrics` answers loopback "
+        "clients only (see [operations](operations.md#metrics)).",
+        section="Metrics",
+    )
+    metrics_port: int = _env(
+        "METRICS_PORT",
+        _non_negative(int),
+        default=0,
+        doc="Port of the Prometheus exporter a worker or the relay serves; 0: none (under "
+        "`make run` the API's `/metrics` shows every process).",
+    )
+    metrics_bind_address: str = _env(
+        "METRICS_BIND_ADDRESS",
+        default="127.0.0.1",
+        doc="Address the worker's or the relay's exporter listens on.",
+    )
 
     def __post_init__(self) -> None:
         # A stage message stays unacknowledged while it waits for its retry countdown and then

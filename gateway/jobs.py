@@ -16,6 +16,7 @@ from sqlalchemy import Select, bindparam, insert, select, tuple_, union_all
 from sqlalchemy.orm import Session, defer
 
 from events import model as ev
+from gateway import metrics
 from gateway.cursor import decode_cursor, encode_cursor
 from gateway.errors import InvalidPipelineError, InvalidTransitionError, JobNotFoundError
 from gateway.models import (
@@ -160,6 +161,7 @@ def create_job(
     payload = {"document_name": document_name, "document_type": document_type, "stages": stages}
     record(session, job.id, (1, ev.JOB_CREATED, payload))
     session.commit()
+    metrics.JOBS_CREATED.inc()
     log.info("job created, stages %s", ",".join(stages), extra={"job_id": job_id})
     return job
 
@@ -240,6 +242,7 @@ def cancel_job(session: Session, job_id: str) -> Cancellation:
     execute(session, SKIP_PENDING, job=job_id)
     record(session, job_id, (seq, ev.JOB_CANCELLED, {"previous_status": previous}))
     session.commit()
+    metrics.JOBS_FINISHED.labels(JobStatus.CANCELLED.value).inc()
     log.info("job cancelled (was %s)", previous, extra={"job_id": job_id})
     job = get_job(session, job_id)
     unfinished = [

@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +34,7 @@ from sqlalchemy.engine import make_url
 
 from gateway.config import Settings
 from gateway.errors import ConfigError, LauncherError
+from gateway.metrics import MULTIPROC_DIR
 from gateway.supervisor import ConsolePrinter, Supervisor
 
 PROJECT = "document-processing-gateway"
@@ -275,6 +277,21 @@ def supervise(settings: Settings, env: dict[str, str], printer: ConsolePrinter) 
     return 0
 
 
+@contextmanager
+def metrics_directory(env: dict[str, str]) -> Iterator[None]:
+    """Point every process at one fresh directory for their metrics (prometheus-client's
+    multiprocess mode), so the API's /metrics sums the whole system; removed after the run."""
+    if env.get(MULTIPROC_DIR):
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="gateway-metrics-")
+    env[MULTIPROC_DIR] = directory
+    try:
+        yield
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def _raise_interrupt(signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
@@ -289,12 +306,13 @@ def main() -> int:
         settings = Settings.from_env()
         env = dict(os.environ, PYTHONUNBUFFERED="1")  # line by line through the pipes
         printer.say(f"database {redacted(settings.database_url)}\n")
-        if Settings.is_set("REDIS_URL"):
-            printer.say(f"Redis {redacted(settings.redis_url)}\n")
-            return supervise(settings, env, printer)
-        with embedded_redis(settings, printer) as url:
-            env["REDIS_URL"] = url
-            return supervise(settings, env, printer)
+        with metrics_directory(env):
+            if Settings.is_set("REDIS_URL"):
+                printer.say(f"Redis {redacted(settings.redis_url)}\n")
+                return supervise(settings, env, printer)
+            with embedded_redis(settings, printer) as url:
+                env["REDIS_URL"] = url
+                return supervise(settings, env, printer)
     except (ConfigError, LauncherError) as exc:
         printer.say(f"{exc}\n")
         return 2

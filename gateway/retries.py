@@ -17,6 +17,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from events import model as ev
+from gateway import metrics
 from gateway.errors import InvalidTransitionError
 from gateway.jobs import JobSnapshot, RunSnapshot, get_job
 from gateway.models import JOBS, RUNS, JobStatus, StageStatus, new_id, utcnow
@@ -88,6 +89,7 @@ def retry_job(session: Session, job_id: str) -> Retry:
     payload = {"stage": failed.error_stage, "error": failed.error_message}
     record(session, job_id, (seq, ev.JOB_RETRIED, payload))
     session.commit()
+    metrics.JOBS_RETRIED.inc()
     log.info("job retried from stage %s", failed.error_stage, extra={"job_id": job_id})
     job = get_job(session, job_id)
     rest = [run for run in job.runs if run.status == StageStatus.PENDING.value]

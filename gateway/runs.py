@@ -14,7 +14,7 @@ from sqlalchemy import JSON, and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from events import model as ev
-from gateway import logs, texts
+from gateway import metrics, texts
 from gateway.config import DEFAULT_INLINE_TEXT_LIMIT
 from gateway.errors import JobNotFoundError
 from gateway.jobs import JobSnapshot, RunSnapshot, get_job
@@ -60,7 +60,7 @@ _COMPLETE_RUN = runs_update(
     status=StageStatus.COMPLETED.value,
     result=bindparam("output", type_=JSON),
     error=None,
-)
+).returning(RUNS.c.attempts)
 _COMPLETE_JOB = job_update(_PROCESSING, status=JobStatus.COMPLETED.value)
 _FAIL_JOB = job_update(
     ACTIVE_JOB_STATUSES,
@@ -72,7 +72,7 @@ _FAIL_RUN = runs_update(
     (StageStatus.PENDING, StageStatus.STARTED),
     status=StageStatus.FAILED.value,
     error=bindparam("message"),
-)
+).returning(RUNS.c.attempts)
 
 
 def start_stage(session: Session, job_id: str, stage: str) -> Any | None:
@@ -95,8 +95,6 @@ def start_stage(session: Session, job_id: str, stage: str) -> Any | None:
     else:
         stage_input = execute(session, _DOCUMENT, job=job_id).scalar()
     session.commit()
-    # The attempt joins the caller's log context: every later line of this attempt names it.
-    logs.bind(attempt=run.attempts)
     log.info("stage started", extra=_fields(job_id, stage, run.attempts))
     return stage_input
 
@@ -155,6 +153,7 @@ def record_retry(session: Session, job_id: str, stage: str, error: str, countdow
     payload = {"stage": stage, "attempt": run.attempts, "error": error, "countdown": countdown}
     record(session, job_id, (seq, ev.STAGE_RETRYING, payload))
     session.commit()
+    metrics.STAGE_ATTEMPTS.labels(stage, "retried").inc()
     log.info(
         "stage retrying in %.3f s: %s", countdown, error, extra=_fields(job_id, stage, run.attempts)
     )
@@ -177,11 +176,14 @@ def complete_stage(
     """
     recorded, text = texts.reference(job_id, stage, result, inline_text_limit)
     job = execute(session, _TOUCH_JOB, job=job_id).first()
-    if (
-        not job
-        or not execute(session, _COMPLETE_RUN, job=job_id, stage=stage, output=recorded).rowcount
-    ):
+    run = (
+        execute(session, _COMPLETE_RUN, job=job_id, stage=stage, output=recorded).first()
+        if job
+        else None
+    )
+    if job is None or run is None:
         session.rollback()
+        metrics.STAGE_ATTEMPTS.labels(stage, "discarded").inc()
         return False
     if text is not None:
         texts.store(session, job_id, stage, text)
@@ -191,8 +193,10 @@ def complete_stage(
         events.append((seq, ev.JOB_COMPLETED, {"stages": list(job.stages)}))
     record(session, job_id, *events)
     session.commit()
-    log.info("stage completed", extra=_fields(job_id, stage))
+    metrics.STAGE_ATTEMPTS.labels(stage, "completed").inc()
+    log.info("stage completed", extra=_fields(job_id, stage, run.attempts))
     if len(events) > 1:
+        metrics.JOBS_FINISHED.labels(JobStatus.COMPLETED.value).inc()
         log.info("job completed", extra=_fields(job_id))
     return True
 
@@ -205,16 +209,22 @@ def fail_stage(session: Session, job_id: str, stage: str, message: str) -> bool:
     it that ran out of attempts, or a chain whose next stage could not be published, reports.
     """
     seq = take_seq(session, _FAIL_JOB, job=job_id, stage=stage, message=message)
-    if (
-        not seq
-        or not execute(session, _FAIL_RUN, job=job_id, stage=stage, message=message).rowcount
-    ):
+    run = (
+        execute(session, _FAIL_RUN, job=job_id, stage=stage, message=message).first()
+        if seq
+        else None
+    )
+    if run is None:
         session.rollback()
         return False
     execute(session, SKIP_PENDING, job=job_id)
     record(session, job_id, (seq, ev.JOB_FAILED, {"stage": stage, "error": message}))
     session.commit()
-    log.warning("job failed in stage %s: %s", stage, message, extra=_fields(job_id, stage))
+    metrics.STAGE_ATTEMPTS.labels(stage, "failed").inc()
+    metrics.JOBS_FINISHED.labels(JobStatus.FAILED.value).inc()
+    log.warning(
+        "job failed in stage %s: %s", stage, message, extra=_fields(job_id, stage, run.attempts)
+    )
     return True
 
 

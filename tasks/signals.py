@@ -7,7 +7,7 @@ from typing import Any
 
 from celery import signals
 
-from gateway import logs, runs
+from gateway import logs, metrics, runs
 from gateway.services import get_services
 from providers import ProviderError
 
@@ -40,6 +40,15 @@ def fail_job_after_final_failure(
             message = f"Internal error: {type(exception).__name__}"
         with get_services(sender.app.flask_app).database.session() as session:
             runs.fail_stage(session, job_id, stage, message)
+
+
+@signals.worker_init.connect
+def serve_metrics(sender: Any = None, **_: Any) -> None:
+    """Serve the worker's metrics on METRICS_PORT, if set (prefork: with PROMETHEUS_MULTIPROC_DIR,
+    so that the pool processes' counts are included)."""
+    settings = get_services(sender.app.flask_app).settings
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_port, settings.metrics_bind_address)
 
 
 @signals.worker_process_init.connect

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from typing import NoReturn
 
 from celery import shared_task
 from celery.exceptions import Ignore, Reject
 from sqlalchemy.exc import OperationalError
 
-from gateway import logs, runs
+from gateway import logs, metrics, runs
 from gateway.services import get_services
 from gateway.stages import STAGES
 from providers import ProviderError
@@ -69,10 +70,13 @@ def run_stage(task: StageTask, job_id: str, provider_name: str) -> None:
             )
             raise Ignore()
         provider = services.provider(task.stage, provider_name)
+        started = time.perf_counter()
         try:
             result = provider.process(data, timeout=settings.stage_time_limit)
         except ProviderError as exc:
+            _observe(task.stage, provider_name, started)
             retry_provider_error(task, job_id, exc)
+        _observe(task.stage, provider_name, started)
         with services.database.session() as session:
             completed = runs.complete_stage(
                 session, job_id, task.stage, result, inline_text_limit=settings.inline_text_limit
@@ -97,6 +101,10 @@ def run_stage(task: StageTask, job_id: str, provider_name: str) -> None:
             exc.orig,
         )
         retry(task, exc, countdown)
+
+
+def _observe(stage: str, provider: str, started: float) -> None:
+    metrics.STAGE_DURATION.labels(stage, provider).observe(time.perf_counter() - started)
 
 
 def retry_provider_error(task: StageTask, job_id: str, exc: ProviderError) -> NoReturn:

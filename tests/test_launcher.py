@@ -240,6 +240,10 @@ def test_make_run_on_postgres_and_redis_runs_a_job_and_ctrl_c_stops_everything(
         assert launch.find(r"migrate +\| database schema is up to date")
         # Celery's warning about a root worker is hidden (the suite often runs as root)
         assert not launch.find(r"superuser privileges"), launch.output
+        # The API's /metrics sums every process: the stages counted in the workers show there
+        scraped = http("GET", f"http://127.0.0.1:{launch.port}/metrics")[1].decode()
+        completed = 'gateway_stage_attempts_total{outcome="completed",stage="enrichment"} 1.0'
+        assert completed in scraped, scraped
         # Normal events warn nothing: Flower starting before the workers, a cancel's revokes
         job = http("POST", f"http://127.0.0.1:{launch.port}/api/jobs/", job_payload())[1]
         http("POST", f"http://127.0.0.1:{launch.port}/api/jobs/{job['id']}/cancel/")

@@ -58,7 +58,7 @@ class GatewayApi(Api):
 
 def init_app(app: Flask) -> None:
     """Register the API blueprints and error handling on `app`."""
-    from gateway.api import health, jobs, tracking
+    from gateway.api import health, jobs, metrics, tracking
 
     app.config.update(
         API_TITLE="Document Processing Gateway",
@@ -73,6 +73,7 @@ def init_app(app: Flask) -> None:
     api = GatewayApi(app)
     api.register_blueprint(jobs.blp)
     api.register_blueprint(health.blp)
+    app.register_blueprint(metrics.blp)
     app.register_error_handler(Exception, handle_error)
     tracking.init_app(app)
     _add_slash_twins(app)
