@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+from typing import Any
 
 import pytest
 import yaml
@@ -33,7 +34,7 @@ def exposed(client, services) -> set[str]:
     return names
 
 
-def rules() -> list[dict]:
+def rules() -> list[dict[str, Any]]:
     return [
         rule for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]
     ]
