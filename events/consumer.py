@@ -67,11 +67,13 @@ def log_event(event: Event) -> None:
     """The default handler: one log line per event."""
     if not log.isEnabledFor(logging.INFO):
         return  # the summary costs more than the rest of handling an event
+    owner = f" tenant={printable(event.tenant_id)}" if event.tenant_id else ""
     log.info(
-        "%s job=%s event=%s %s",
+        "%s job=%s event=%s%s %s",
         printable(event.event_type),
         printable(event.job_id),
         printable(event.event_id),
+        owner,
         summarise(event.payload),
         extra={"job_id": event.job_id},
     )
@@ -111,6 +113,8 @@ class ConsumerOptions:
     dead_letter_maxlen: int = 10_000  # approximate bound of the dead-letter stream (MAXLEN ~)
     block_ms: int = 1000
     batch: int = 10
+    # Handle only this tenant's events; the others are acknowledged unhandled (None: all).
+    tenant: str | None = None
 
 
 class Consumer:
@@ -282,6 +286,8 @@ class Consumer:
             # raises RecursionError): a retry cannot fix the entry, and it must not stop us
             self.dead_letter(entry_id, fields, deliveries, f"malformed entry: {exc!r}")
             return False
+        if o.tenant is not None and event.tenant_id != o.tenant:
+            return True  # another tenant's: acknowledged unhandled, in this group
         try:
             self.handler(event)
         except Exception as exc:  # a bad entry must not stop the consumer

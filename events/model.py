@@ -44,6 +44,8 @@ class Event:
     payload: dict[str, Any]
     event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     timestamp: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # The tenant owning the job; None for a job created with authentication off.
+    tenant_id: str | None = None
 
     def to_fields(self) -> dict[str, str]:
         """The flat string fields of a stream entry."""
@@ -53,6 +55,7 @@ class Event:
             "job_id": self.job_id,
             "timestamp": isoformat(self.timestamp),
             "payload": json.dumps(self.payload, separators=(",", ":"), sort_keys=True),
+            "tenant_id": self.tenant_id or "",
         }
 
     @classmethod
@@ -67,4 +70,5 @@ class Event:
             payload=payload,
             event_id=fields["event_id"],
             timestamp=datetime.fromisoformat(fields["timestamp"].replace("Z", "+00:00")),
+            tenant_id=fields.get("tenant_id") or None,  # absent from entries of older versions
         )

@@ -9,9 +9,11 @@ from typing import Any
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup
+from flask.cli import AppGroup, FlaskGroup
 
+from gateway import keys
 from gateway.db import upgrade_schema
+from gateway.errors import GatewayError
 from gateway.services import get_services
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,7 @@ def relay_command(interval: float | None) -> None:
 @click.option(
     "--batch", type=click.IntRange(min=1), default=100, show_default=True, help="Entries per read."
 )
+@click.option("--tenant", help="Handle only this tenant's events (the others are acknowledged).")
 def consume_command(**options: Any) -> None:
     """Read job events with a consumer group and log each one, until SIGTERM/SIGINT."""
     from events.consumer import Consumer, ConsumerOptions, consumer_client
@@ -86,12 +89,60 @@ def consume_command(**options: Any) -> None:
         max_deliveries=options["max_deliveries"] or settings.consumer_max_deliveries,
         block_ms=options["block_ms"],
         batch=options["batch"],
+        tenant=options["tenant"],
     )
     client = consumer_client(settings.redis_url, settings.redis_timeout, chosen.block_ms)
     try:
         Consumer(client, chosen, stop=_stop_on_signals()).run()
     finally:
         client.close()
+
+
+@click.group("keys", cls=AppGroup)
+def keys_group() -> None:
+    """Manage the API keys of tenants (AUTH_MODE=keys)."""
+
+
+@keys_group.command("create")
+@click.option("--tenant", required=True, help="The tenant the key acts for (created if new).")
+@click.option("--read-only", is_flag=True, help="The key may read jobs, not create or cancel them.")
+def keys_create_command(tenant: str, read_only: bool) -> None:
+    """Create a key and print it, once: only its hash is stored."""
+    services = get_services()
+    with services.database.session() as session:
+        try:
+            key = keys.create_key(
+                session, tenant, services.settings.api_key_secret, read_only=read_only
+            )
+        except GatewayError as exc:
+            raise click.ClickException(exc.detail) from None
+    click.echo(key)
+    click.echo(f"(the key of tenant {tenant}; store it now, it is not shown again)", err=True)
+
+
+@keys_group.command("list")
+@click.option("--tenant", help="Only this tenant's keys.")
+def keys_list_command(tenant: str | None) -> None:
+    """List keys: prefix, tenant, access, created, revoked."""
+    with get_services().database.reader() as session:
+        found = keys.list_keys(session, tenant)
+    for key in found:
+        access = "read-only" if key.read_only else "read-write"
+        revoked = key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else "-"
+        created = key.created_at.isoformat(timespec="seconds")
+        click.echo(f"{key.prefix}  {key.tenant_id}  {access}  created {created}  revoked {revoked}")
+
+
+@keys_group.command("revoke")
+@click.argument("prefix")
+def keys_revoke_command(prefix: str) -> None:
+    """Revoke the key with this prefix; requests with it get 401 from then on."""
+    with get_services().database.session() as session:
+        try:
+            changed = keys.revoke_key(session, prefix)
+        except GatewayError as exc:
+            raise click.ClickException(exc.detail) from None
+    click.echo(f"{prefix} revoked" if changed else f"{prefix} was already revoked")
 
 
 def _stop_on_signals() -> threading.Event:
@@ -112,6 +163,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(migrate_command)
     app.cli.add_command(relay_command)
     app.cli.add_command(consume_command)
+    app.cli.add_command(keys_group)
 
 
 def _create_app() -> Flask:

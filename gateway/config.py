@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -78,6 +79,16 @@ def _credentials(value: str) -> str:
         if not (user and sep and password):
             raise ValueError("must be user:password (several separated by commas)")
     return value
+
+
+def is_loopback(address: str) -> bool:
+    """Whether `address` (a host name or IP address to bind) is reachable from this host only."""
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def _module_names(value: str) -> str:
@@ -191,6 +202,29 @@ class Settings:
         default="text",
         doc="`text`: readable lines; `json`: one JSON object per line. Either way each line "
         "about a job carries its `job_id` (see [operations](operations.md#logs)).",
+    )
+    auth_mode: str = _env(
+        "AUTH_MODE",
+        _choice("keys", "off"),
+        default="keys",
+        doc="`keys`: every job route asks for `Authorization: Bearer <key>` and a tenant sees "
+        "only its own jobs; `off`: no authentication, every job visible (docs/security.md). "
+        "`make run` sets `off` unless it is set, and prints a banner.",
+        section="Authentication",
+    )
+    auth_off_force: bool = _env(
+        "AUTH_OFF_FORCE",
+        _boolean,
+        default=False,
+        doc="Allow `AUTH_MODE=off` on a `BIND_ADDRESS` other than loopback (a proxy in front "
+        "authenticates); without it start-up stops.",
+    )
+    api_key_secret: str = _env(
+        "API_KEY_SECRET",
+        default="",
+        doc="Server secret API keys are hashed with (HMAC-SHA-256), e.g. `openssl rand -hex "
+        "32`. Required with `AUTH_MODE=keys` (compose requires it); changing it invalidates "
+        "every key.",
     )
     extractor_provider: str = _env(
         "EXTRACTOR_PROVIDER",
@@ -403,6 +437,16 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
+        if (
+            self.auth_mode == "off"
+            and not is_loopback(self.bind_address)
+            and not self.auth_off_force
+        ):
+            raise ConfigError(
+                f"AUTH_MODE=off is refused with BIND_ADDRESS={self.bind_address}: anyone who can "
+                f"reach it would see every job. Use AUTH_MODE=keys, bind to 127.0.0.1, or set "
+                f"AUTH_OFF_FORCE=true if a proxy in front authenticates"
+            )
         # A stage message stays unacknowledged while it waits for its retry countdown and then
         # while it runs; if the visibility timeout expires meanwhile, it is delivered a second
         # time. Keep the longest such stretch below it.

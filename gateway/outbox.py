@@ -24,18 +24,19 @@ from datetime import timedelta
 from typing import Any, cast
 
 import redis
-from sqlalchemy import CursorResult, delete, func, insert, select, update
+from sqlalchemy import CursorResult, bindparam, delete, func, insert, select, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, sessionmaker
 
 from events.model import JOB_FAILED, TERMINAL_TYPES, Event
 from events.outage import Outage
-from gateway.models import OUTBOX, utcnow
+from gateway.models import JOBS, OUTBOX, utcnow
 
 log = logging.getLogger(__name__)
 
 _RECORDED = "outbox_recorded"
 _INSERT = insert(OUTBOX)
+_TENANT = select(JOBS.c.tenant_id).where(JOBS.c.id == bindparam("job"))
 
 # How long Redis remembers a job's last appended number: a day while the job may still emit,
 # a minute once the relay has marked its terminal event (late duplicates die within it).
@@ -69,10 +70,21 @@ class Recorded:
 def record(session: Session, job_id: str, *events: tuple[int, str, dict[str, Any]]) -> None:
     """Insert `job_id`'s events, each (seq, event_type, payload), in the caller's transaction.
 
-    The caller holds the job row lock and took each seq from the job's `event_seq`.
+    The caller holds the job row lock and took each seq from the job's `event_seq`. Each event
+    carries the job's tenant, read from the row the transaction has locked.
     """
+    tenant = session.connection().execute(_TENANT, {"job": job_id}).scalar()
     recorded = [
-        Recorded(seq, Event(event_type=kind, job_id=job_id, payload=payload, timestamp=utcnow()))
+        Recorded(
+            seq,
+            Event(
+                event_type=kind,
+                job_id=job_id,
+                payload=payload,
+                timestamp=utcnow(),
+                tenant_id=tenant,
+            ),
+        )
         for seq, kind, payload in events
     ]
     rows = [
@@ -82,6 +94,7 @@ def record(session: Session, job_id: str, *events: tuple[int, str, dict[str, Any
             "job_id": job_id,
             "seq": r.seq,
             "payload": r.event.payload,
+            "tenant_id": tenant,
             "created_at": r.event.timestamp,
         }
         for r in recorded
@@ -161,7 +174,14 @@ class Outbox:
         events = [
             Recorded(
                 row.seq,
-                Event(row.event_type, row.job_id, row.payload, row.event_id, row.created_at),
+                Event(
+                    row.event_type,
+                    row.job_id,
+                    row.payload,
+                    row.event_id,
+                    row.created_at,
+                    row.tenant_id,
+                ),
             )
             for row in rows
         ]

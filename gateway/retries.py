@@ -65,13 +65,15 @@ class Retry:
     rest: list[RunSnapshot]
 
 
-def retry_job(session: Session, job_id: str) -> Retry:
-    """Put a failed job back to processing from its failed stage, record `job.retried`, commit.
+def retry_job(session: Session, job_id: str, tenant: str | None = None) -> Retry:
+    """Put a failed job (of `tenant` if given) back to processing from its failed stage,
+    record `job.retried`, commit.
 
     InvalidTransitionError from any other status, naming it. The caller sends `rest` after
     the commit; if the broker refuses, the stalled-job sweep sends it later.
     """
-    get_job(session, job_id)  # JobNotFoundError for an unknown or malformed id
+    # JobNotFoundError for an unknown or malformed id, and for another tenant's job
+    get_job(session, job_id, tenant)
     failed = execute(session, _LOCK_JOB, job=job_id).one()
     seq = take_seq(session, _RETRY_JOB, job=job_id)
     if not seq:

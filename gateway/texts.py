@@ -42,6 +42,7 @@ _TEXT = (
     .outerjoin(TEXTS, and_(TEXTS.c.job_id == JOBS.c.id, TEXTS.c.stage == TEXT_STAGE))
     .where(JOBS.c.id == bindparam("job"))
 )
+_TENANT_TEXT = _TEXT.where(JOBS.c.tenant_id == bindparam("tenant"))
 
 
 def text_ref(job_id: str) -> str:
@@ -96,17 +97,22 @@ def with_text(result: dict[str, Any], text: str) -> dict[str, Any]:
     return restored
 
 
-def read_text(session: Session, job_id: str) -> str:
+def read_text(session: Session, job_id: str, tenant: str | None = None) -> str:
     """The job's full extracted text, stored apart or inline.
 
-    JobNotFoundError if there is no such job (or the id is malformed); TextNotFoundError
+    JobNotFoundError if there is no such job (or the id is malformed, or the job is not of
+    `tenant` when one is given: see `gateway.jobs`); TextNotFoundError
     while its extraction has not completed, and for good if it failed or was never run.
     """
     try:
         uuid.UUID(job_id)
     except ValueError:
         raise JobNotFoundError() from None
-    row = session.connection().execute(_TEXT, {"job": job_id}).first()
+    if tenant is None:
+        row = session.connection().execute(_TEXT, {"job": job_id}).first()
+    else:
+        params = {"job": job_id, "tenant": tenant}
+        row = session.connection().execute(_TENANT_TEXT, params).first()
     if row is None:
         raise JobNotFoundError()
     if row.text is not None:

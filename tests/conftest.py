@@ -67,6 +67,7 @@ def settings(postgres_url: str, redis_server: RedisServer) -> Settings:
         worker_concurrency=4,
         log_level="WARNING",
         task_sent_events=True,  # tests check which stage messages were sent
+        auth_mode="off",  # the contract's behaviour; the tenant tests turn keys on
     )
 
 

@@ -41,7 +41,7 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 )
-TABLES = ("outbox_events", "stage_texts", "stage_runs", "jobs")
+TABLES = ("outbox_events", "stage_texts", "stage_runs", "jobs", "api_keys", "tenants")
 
 
 def race(services: Any, *actions: Callable[..., Any]) -> list[Any]:
@@ -480,3 +480,23 @@ def drain(consumer: Consumer, rounds: int = 3) -> None:
     quiet = 0
     while quiet < rounds:
         quiet = 0 if consumer.poll() else quiet + 1
+
+
+SECRET = "test-key-secret"
+
+
+def keyed_settings() -> dict[str, Any]:
+    """The settings changes that turn API keys on (make_app(**keyed_settings()))."""
+    return {"auth_mode": "keys", "api_key_secret": SECRET}
+
+
+def api_key(app: Flask, tenant: str, *, read_only: bool = False) -> dict[str, str]:
+    """A new key of `tenant`, as the headers that present it."""
+    from gateway import keys
+
+    services = get_services(app)
+    with services.database.session() as session:
+        key = keys.create_key(
+            session, tenant, services.settings.api_key_secret, read_only=read_only
+        )
+    return {"Authorization": f"Bearer {key}"}

@@ -70,7 +70,13 @@ def test_every_gateway_service_reads_env_and_compose_sets_only_its_own_addresses
         assert services[name]["env_file"] == ".env", name
         # An alias of the one x-environment block, not a copy that could drift.
         assert services[name]["environment"] is shared, name
-    assert set(shared) == {"DATABASE_URL", "REDIS_URL", "FLOWER_BASIC_AUTH"}
+    assert set(shared) == {
+        "DATABASE_URL", "REDIS_URL", "FLOWER_BASIC_AUTH", "API_KEY_SECRET", "BIND_ADDRESS"
+    }  # fmt: skip
+    # Keys unless .env says otherwise; off would be refused on this address (docs/security.md).
+    assert Settings.from_env({}).auth_mode == "keys"
+    assert shared["BIND_ADDRESS"] == "0.0.0.0"
+    assert shared["API_KEY_SECRET"].startswith("${API_KEY_SECRET:?")
     assert shared["REDIS_URL"] == "redis://redis:6379/0"
     assert "@postgres:5432/" in shared["DATABASE_URL"]
 
@@ -101,6 +107,7 @@ def _compose_config(project: Path, flower_basic_auth: str) -> subprocess.Complet
     dotenv = re.sub(r"^# ([A-Z][A-Z0-9_]+=)", r"\1", ENV_EXAMPLE.read_text(), flags=re.MULTILINE)
     dotenv = dotenv.replace("LOG_LEVEL=INFO", "LOG_LEVEL=DEBUG")
     dotenv = dotenv.replace("FLOWER_BASIC_AUTH=", f"FLOWER_BASIC_AUTH={flower_basic_auth}")
+    dotenv = dotenv.replace("API_KEY_SECRET=", "API_KEY_SECRET=s3cret-key-secret")
     (project / ".env").write_text(dotenv)
     env = {k: v for k, v in os.environ.items() if k not in settings_variables()}
     # `config` only reads and resolves the file: no Docker daemon is needed.

@@ -20,7 +20,7 @@ from gateway.services import get_services
 from tests.factories import FULL_PIPELINE, make_job
 from tests.support import history, steps, successful_steps, wait_until
 
-ENVELOPE = {"event_id", "event_type", "job_id", "timestamp", "payload"}
+ENVELOPE = {"event_id", "event_type", "job_id", "timestamp", "payload", "tenant_id"}
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
 
 

@@ -71,6 +71,8 @@ def init_app(app: Flask) -> None:
     )
     app.json = JSONProvider(app)
     api = GatewayApi(app)
+    # AUTH_MODE=keys: the job routes ask for a bearer key (docs/security.md).
+    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     api.register_blueprint(jobs.blp)
     api.register_blueprint(health.blp)
     app.register_blueprint(metrics.blp)

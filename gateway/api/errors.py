@@ -13,8 +13,9 @@ from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
 from events.display import printable
+from gateway.api.auth import challenge
 from gateway.api.messages import MAX_MESSAGES, clip, field_errors
-from gateway.errors import GatewayError, OverloadedError
+from gateway.errors import AuthenticationError, ForbiddenError, GatewayError, OverloadedError
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,10 @@ def handle_error(error: Exception) -> Response:
     """Map any exception raised while serving a request to problem details."""
     if isinstance(error, HTTPException):
         return _http_problem(error)
+    if isinstance(error, AuthenticationError | ForbiddenError):
+        return problem(
+            error.status, error.detail, headers={"WWW-Authenticate": challenge(error.error)}
+        )
     if isinstance(error, OverloadedError):
         return problem(503, error.detail, headers={"Retry-After": str(error.retry_after)})
     if isinstance(error, GatewayError):

@@ -11,6 +11,7 @@ from flask import Response, current_app
 from flask.views import MethodView
 
 from gateway import jobs, logs, retries, texts
+from gateway.api import auth
 from gateway.api.errors import PROBLEM_JSON, ProblemSchema
 from gateway.api.parsing import Blueprint
 from gateway.api.schemas import JobCreateSchema, JobListQuerySchema, JobPageSchema, JobSchema
@@ -22,10 +23,15 @@ from gateway.services import get_services
 BUSY_RETRY_AFTER = 2  # seconds a client is asked to wait while the queues are full
 
 blp = Blueprint("jobs", __name__, url_prefix="/api/jobs", description="Document processing jobs")
+blp.before_request(auth.authenticate)
 
 
 def _database() -> Database:
     return get_services().database
+
+
+# Documented on every job route: with AUTH_MODE=keys each asks for a bearer key.
+_SECURED: dict[str, Any] = {"security": [{"bearerAuth": []}]}
 
 
 def _problem(status: int, description: str) -> Any:
@@ -38,6 +44,7 @@ def _problem(status: int, description: str) -> Any:
 class Jobs(MethodView):
     """The collection of jobs."""
 
+    @blp.doc(**_SECURED)
     @blp.arguments(JobListQuerySchema, location="query")
     @blp.response(200, JobPageSchema)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
@@ -49,9 +56,11 @@ class Jobs(MethodView):
                 document_type=query.get("document_type"),
                 limit=query["limit"],
                 cursor=query.get("cursor"),
+                tenant=auth.tenant(),
             )
         return {"results": page.jobs, "next_cursor": page.next_cursor}
 
+    @blp.doc(**_SECURED)
     @blp.arguments(JobCreateSchema)
     @blp.response(201, JobSchema, headers={"Location": {"schema": {"type": "string"}}})
     @_problem(413, "Body larger than MAX_CONTENT_LENGTH")
@@ -69,6 +78,7 @@ class Jobs(MethodView):
                 document_type=body["document_type"],
                 document_content=body["document_content"],
                 stages=body["pipeline_config"]["stages"],
+                tenant=auth.tenant(),
             )
         logs.bind(job_id=job.id)  # the request's lines from here on are about this job
         # After the commit nothing may fail the request: if the broker refuses the chain, the
@@ -81,18 +91,20 @@ class Jobs(MethodView):
 class JobById(MethodView):
     """One job."""
 
+    @blp.doc(**_SECURED)
     @blp.response(200, JobSchema)
     @_problem(404, "No job has this id")
     def get(self, job_id: str) -> JobSnapshot:
         """The job with its status and the results of every stage so far."""
         with _database().reader() as session:
-            return jobs.get_job(session, job_id)
+            return jobs.get_job(session, job_id, auth.tenant())
 
 
 @blp.route("/<job_id>/text/")
 class JobText(MethodView):
     """A job's extracted text, whole."""
 
+    @blp.doc(**_SECURED)
     @blp.response(
         200,
         {"type": "string"},
@@ -106,7 +118,7 @@ class JobText(MethodView):
         Served whether the job shows it inline (`text`) or refers to it (`text_ref`).
         """
         with _database().reader() as session:
-            text = texts.read_text(session, job_id)
+            text = texts.read_text(session, job_id, auth.tenant())
         # A lone surrogate (a plug-in's text on SQLite) has no UTF-8 form: it becomes "?"
         # rather than a failed response.
         body = text.encode("utf-8", "replace")
@@ -114,24 +126,26 @@ class JobText(MethodView):
 
 
 @blp.route("/<job_id>/cancel/", methods=["POST"])
+@blp.doc(**_SECURED)
 @blp.response(200, JobSchema)
 @_problem(400, "The job already finished")
 @_problem(404, "No job has this id")
 def cancel(job_id: str) -> JobSnapshot:
     """Cancel a pending or processing job; stages not yet run are revoked."""
     with _database().session() as session:
-        cancellation = jobs.cancel_job(session, job_id)
+        cancellation = jobs.cancel_job(session, job_id, auth.tenant())
     get_services().pipeline.revoke(cancellation.unfinished_task_ids)
     return cancellation.job
 
 
 @blp.route("/<job_id>/retry/", methods=["POST"])
+@blp.doc(**_SECURED)
 @blp.response(200, JobSchema)
 @_problem(400, "The job is not failed")
 @_problem(404, "No job has this id")
 def retry(job_id: str) -> JobSnapshot:
     """Resume a failed job from the stage that failed; the stages that completed are kept."""
     with _database().session() as session:
-        resumed = retries.retry_job(session, job_id)
+        resumed = retries.retry_job(session, job_id, auth.tenant())
     get_services().pipeline.start(resumed.job, resumed.rest)
     return resumed.job
