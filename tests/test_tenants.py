@@ -8,6 +8,7 @@ from sqlalchemy import select, update
 
 from events.consumer import Consumer, ConsumerOptions
 from events.model import Event
+from gateway import runs
 from gateway.models import OUTBOX, OutboxEvent
 from gateway.services import get_services
 from tests.factories import job_payload
@@ -39,7 +40,12 @@ def create(app, headers, **overrides) -> dict:
 
 @pytest.mark.parametrize(
     ("method", "route"),
-    [("get", "/api/jobs/{}/"), ("get", "/api/jobs/{}/text/"), ("post", "/api/jobs/{}/cancel/")],
+    [
+        ("get", "/api/jobs/{}/"),
+        ("get", "/api/jobs/{}/text/"),
+        ("post", "/api/jobs/{}/cancel/"),
+        ("post", "/api/jobs/{}/retry/"),
+    ],
 )
 def test_another_tenants_job_answers_exactly_like_an_unknown_id(keyed, acme, globex, method, route):
     job = create(keyed, acme)
@@ -61,6 +67,20 @@ def test_a_tenant_cannot_cancel_another_tenants_job_and_its_owner_still_can(keye
     assert client.get(f"/api/jobs/{job['id']}/", headers=acme).json["status"] == "pending"
     cancelled = client.post(f"/api/jobs/{job['id']}/cancel/", headers=acme)
     assert cancelled.status_code == 200 and cancelled.json["status"] == "cancelled"
+
+
+def test_a_tenant_cannot_retry_another_tenants_failed_job_and_its_owner_can(
+    keyed, acme, globex, services
+):
+    job = create(keyed, acme)
+    with services.database.session() as session:
+        runs.start_stage(session, job["id"], "extraction")
+        runs.fail_stage(session, job["id"], "extraction", "FastExtractor failed")
+    client = keyed.test_client()
+    assert client.post(f"/api/jobs/{job['id']}/retry/", headers=globex).status_code == 404
+    assert client.get(f"/api/jobs/{job['id']}/", headers=acme).json["status"] == "failed"
+    retried = client.post(f"/api/jobs/{job['id']}/retry/", headers=acme)
+    assert retried.status_code == 200 and retried.json["status"] == "processing"
 
 
 def test_a_foreign_id_costs_the_same_statements_as_an_unknown_one(keyed, acme, globex):
