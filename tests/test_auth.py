@@ -96,7 +96,12 @@ def test_probes_and_the_openapi_document_stay_open(keyed):
     spec = client.get("/api/openapi.json")
     assert spec.status_code == 200
     assert spec.json["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
-    assert spec.json["paths"]["/api/jobs/"]["post"]["security"] == [{"bearerAuth": []}]
+    assert spec.json["security"] == [{"bearerAuth": []}]
+    assert spec.json["paths"]["/healthz"]["get"]["security"] == []
+
+
+def test_with_auth_off_the_openapi_document_asks_for_no_key(client):
+    assert "security" not in client.get("/api/openapi.json").json
 
 
 def test_keys_are_stored_only_as_their_hmac(keyed, services):

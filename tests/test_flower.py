@@ -132,7 +132,7 @@ def test_flower_as_make_run_starts_it_has_a_login_and_refuses_cross_site_request
     # Given Flower started by the launcher's command and environment, without FLOWER_BASIC_AUTH,
     # with the API on every interface, from a shell that even asks for an open Flower API
     settings = settings.replace(
-        flower_port=free_port(), flower_basic_auth="", bind_address="0.0.0.0"
+        flower_port=free_port(), flower_basic_auth="", bind_address="0.0.0.0", auth_mode="keys"
     )
     shell = dict(os.environ, **settings_env(settings), FLOWER_UNAUTHENTICATED_API="true")
     env, url = flower_environment(settings, shell)

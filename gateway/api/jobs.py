@@ -30,10 +30,6 @@ def _database() -> Database:
     return get_services().database
 
 
-# Documented on every job route: with AUTH_MODE=keys each asks for a bearer key.
-_SECURED: dict[str, Any] = {"security": [{"bearerAuth": []}]}
-
-
 def _problem(status: int, description: str) -> Any:
     return blp.alt_response(
         status, schema=ProblemSchema, content_type=PROBLEM_JSON, description=description
@@ -44,7 +40,6 @@ def _problem(status: int, description: str) -> Any:
 class Jobs(MethodView):
     """The collection of jobs."""
 
-    @blp.doc(**_SECURED)
     @blp.arguments(JobListQuerySchema, location="query")
     @blp.response(200, JobPageSchema)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
@@ -60,7 +55,6 @@ class Jobs(MethodView):
             )
         return {"results": page.jobs, "next_cursor": page.next_cursor}
 
-    @blp.doc(**_SECURED)
     @blp.arguments(JobCreateSchema)
     @blp.response(201, JobSchema, headers={"Location": {"schema": {"type": "string"}}})
     @_problem(413, "Body larger than MAX_CONTENT_LENGTH")
@@ -91,7 +85,6 @@ class Jobs(MethodView):
 class JobById(MethodView):
     """One job."""
 
-    @blp.doc(**_SECURED)
     @blp.response(200, JobSchema)
     @_problem(404, "No job has this id")
     def get(self, job_id: str) -> JobSnapshot:
@@ -104,7 +97,6 @@ class JobById(MethodView):
 class JobText(MethodView):
     """A job's extracted text, whole."""
 
-    @blp.doc(**_SECURED)
     @blp.response(
         200,
         {"type": "string"},
@@ -126,7 +118,6 @@ class JobText(MethodView):
 
 
 @blp.route("/<job_id>/cancel/", methods=["POST"])
-@blp.doc(**_SECURED)
 @blp.response(200, JobSchema)
 @_problem(400, "The job already finished")
 @_problem(404, "No job has this id")
@@ -139,7 +130,6 @@ def cancel(job_id: str) -> JobSnapshot:
 
 
 @blp.route("/<job_id>/retry/", methods=["POST"])
-@blp.doc(**_SECURED)
 @blp.response(200, JobSchema)
 @_problem(400, "The job is not failed")
 @_problem(404, "No job has this id")
