@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sqlalchemy import event as sa_event
 from sqlalchemy import select, update
@@ -12,7 +14,14 @@ from gateway import runs
 from gateway.models import OUTBOX, OutboxEvent
 from gateway.services import get_services
 from tests.factories import job_payload
-from tests.support import api_key, job_events, keyed_settings, wait_for_job, wait_until
+from tests.support import (
+    api_key,
+    job_events,
+    keyed_settings,
+    stream_entries,
+    wait_for_job,
+    wait_until,
+)
 
 UNKNOWN = "00000000-0000-4000-8000-000000000000"
 
@@ -32,7 +41,7 @@ def globex(keyed):
     return api_key(keyed, "globex")
 
 
-def create(app, headers, **overrides) -> dict:
+def create(app, headers, **overrides) -> dict[str, Any]:
     response = app.test_client().post("/api/jobs/", json=job_payload(**overrides), headers=headers)
     assert response.status_code == 201, response.json
     return response.json
@@ -150,7 +159,7 @@ def test_every_event_of_a_job_carries_its_tenant(keyed, acme, worker_for):
     events = job_events(keyed, done["id"]) + job_events(keyed, cancelled["id"])
     assert {e.event_type for e in events} >= {"job.created", "job.stage_completed", "job.completed"}
     assert {e.tenant_id for e in events} == {"acme"}
-    entries = get_services(keyed).redis.xrange(get_services(keyed).settings.events_stream)
+    entries = stream_entries(get_services(keyed).redis, get_services(keyed).settings.events_stream)
     assert {fields["tenant_id"] for _, fields in entries} == {"acme"}
 
 
@@ -165,7 +174,7 @@ def test_the_relay_publishes_the_tenant_it_stored_with_the_event(keyed, acme, se
     assert stored == ["acme"]
 
     assert services.outbox.publish_pending(grace=0) == 1
-    [(_, fields)] = services.redis.xrange(stream)
+    [(_, fields)] = stream_entries(services.redis, stream)
     assert Event.from_fields(fields).tenant_id == "acme"
 
 
