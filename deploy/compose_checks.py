@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import re
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+CONSUMED = re.compile(r"(job\.[a-z_]+) job=([0-9a-f-]{36}) event=")
 STAGES = ["extraction", "analysis", "enrichment"]
 FINAL = {"completed", "failed", "cancelled"}
 
@@ -33,6 +35,7 @@ class Stack:
         self.flower = flower
         self.flower_auth = flower_auth
         self.compose_command = compose
+        self.completed: list[str] = []
 
     def compose(self, *args: str, timeout: float = 180) -> str:
         done = subprocess.run(
@@ -45,6 +48,85 @@ class Stack:
         if done.returncode != 0:
             raise AssertionError(f"docker-compose {' '.join(args)}: {done.stderr.strip()}")
         return done.stdout
+
+    def exec(self, service: str, *command: str) -> str:
+        return self.compose("exec", "-T", service, *command)
+
+    def logs(self, service: str) -> str:
+        return self.compose("logs", "--no-color", service)
+
+    def container_ids(self) -> list[str]:
+        return sorted(self.compose("ps", "-q").split())
+
+    def inspect(self, service: str, template: str) -> list[str]:
+        ids = self.compose("ps", "-a", "-q", service).split()
+        if not ids:
+            return []
+        done = subprocess.run(
+            ["docker", "inspect", "-f", template, *ids],
+            capture_output=True, text=True, timeout=30, check=True,
+        )  # fmt: skip
+        return done.stdout.split()
+
+    def exit_codes(self, service: str) -> list[int]:
+        return [int(code) for code in self.inspect(service, "{{.State.ExitCode}}")]
+
+    def unhealthy(self) -> list[str]:
+        """Running containers whose healthcheck does not say healthy (yet)."""
+        ids = self.compose("ps", "-q").split()
+        done = subprocess.run(
+            ["docker", "inspect", "-f",
+             "{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}",
+             *ids],
+            capture_output=True, text=True, timeout=30, check=True,
+        )  # fmt: skip
+        lines = [line.split() for line in done.stdout.splitlines()]
+        return [
+            line[0] for line in lines if line[1] == "running" and line[2:] not in ([], ["healthy"])
+        ]
+
+    def schema_versions(self) -> list[str]:
+        query = "SELECT version_num FROM alembic_version"
+        out = self.exec(
+            "postgres", "sh", "-c", f'psql -U "$POSTGRES_USER" -d "$POSTGRES_DB" -tAc "{query}"'
+        )
+        return out.split()
+
+    def consumed(self) -> dict[str, list[str]]:
+        """Event types the compose consumer logged, by job id, in order."""
+        events: dict[str, list[str]] = {}
+        for event_type, job_id in CONSUMED.findall(self.logs("consumer")):
+            events.setdefault(job_id, []).append(event_type)
+        return events
+
+    def assert_every_event_consumed(self, job_ids: list[str]) -> None:
+        expected = {"job.created", "job.completed"}
+        expected |= {f"job.stage_{verb}" for verb in ("started", "completed")}
+
+        def all_there() -> bool:
+            consumed = self.consumed()
+            return all(expected <= set(consumed.get(j, [])) for j in job_ids)
+
+        wait(all_there, 60, f"every event of {job_ids} consumed", pause=1)
+        consumed = self.consumed()
+        for job_id in job_ids:  # each stage's completion, exactly once
+            completions = [t for t in consumed[job_id] if t == "job.stage_completed"]
+            assert len(completions) == len(STAGES), (job_id, consumed[job_id])
+
+    def flower_workers(self) -> dict[str, Any]:
+        status, workers = self.request(
+            f"{self.flower}/api/workers?refresh=1", auth=self.flower_auth
+        )
+        assert status == 200, (status, workers)
+        return dict(workers)
+
+    def io_tasks_by_worker(self) -> dict[str, int]:
+        """Analysis and enrichment stages each io worker ran since it started."""
+        return {
+            name: sum(info.get("stats", {}).get("total", {}).values())
+            for name, info in self.flower_workers().items()
+            if name.startswith("io@")
+        }
 
     def request(
         self, url: str, body: dict[str, Any] | None = None, auth: str | None = None
@@ -114,9 +196,110 @@ def check_health(stack: Stack) -> None:
     _, body = wait(lambda: ok(stack.request(f"{stack.api}/readyz")), 120, "the API to be ready")
     assert body["checks"] == {"database": "ok", "redis": "ok"}, body
     assert stack.request(f"{stack.api}/healthz")[0] == 200
+    assert stack.request(f"{stack.flower}/healthcheck")[0] == 200
+    # Every long-running service reports healthy (its compose or image healthcheck).
+    wait(lambda: not stack.unhealthy(), 90, "every service to be healthy", pause=2)
 
 
-CHECKS: list[Callable[[Stack], None]] = [check_health]
+def check_image(stack: Stack) -> None:
+    """Non-root, and neither build nor test tools in the runtime image."""
+    assert stack.exec("api", "id", "-u").strip() != "0"
+    found = stack.exec("api", "sh", "-c", "command -v gcc cc make git pip pip3 || true").split()
+    assert not found, found
+    modules = ["pytest", "mypy", "ruff", "hypothesis", "schemathesis", "pip", "setuptools"]
+    probe = f"import importlib.util as u; print([m for m in {modules!r} if u.find_spec(m)])"
+    assert stack.exec("api", "python", "-c", probe).strip() == "[]"
+
+
+def check_migrations_ran_once(stack: Stack) -> None:
+    assert stack.exit_codes("migrate") == [0]
+    assert stack.logs("migrate").count("database schema is up to date") == 1
+    assert len(stack.schema_versions()) == 1
+
+
+def check_a_job_completes(stack: Stack) -> None:
+    job_id = stack.create_job("one job")
+    assert stack.wait_final([job_id]) == {job_id: "completed"}
+    stages = stack.job(job_id)["results"]["stages"]
+    assert [stages[name]["status"] for name in STAGES] == ["completed"] * 3, stages
+    stack.completed.append(job_id)
+
+
+def check_a_cancel(stack: Stack) -> None:
+    job_id = stack.create_job("cancelled job")
+    status, job = stack.request(f"{stack.api}/api/jobs/{job_id}/cancel/", {})
+    assert status == 200 and job["status"] == "cancelled", (status, job)
+    time.sleep(3)  # what the workers were already doing does not undo it
+    assert stack.job(job_id)["status"] == "cancelled"
+    wait(lambda: "job.cancelled" in stack.consumed().get(job_id, []), 30, "job.cancelled consumed")
+
+
+def check_events_reach_the_consumer(stack: Stack) -> None:
+    stack.assert_every_event_consumed(stack.completed)
+
+
+def check_flower_wants_its_credentials(stack: Stack) -> None:
+    assert stack.request(f"{stack.flower}/api/workers")[0] == 401
+    assert stack.request(f"{stack.flower}/api/workers", auth="ops:wrong")[0] == 401
+    workers = stack.flower_workers()
+    assert {name.split("@")[0] for name in workers} == {"extraction", "io"}, list(workers)
+
+
+def check_a_second_up_is_a_no_op(stack: Stack) -> None:
+    before = stack.container_ids()
+    versions = stack.schema_versions()
+    stack.compose("up", "--detach", "--no-build")
+    assert stack.container_ids() == before  # nothing recreated
+    assert stack.schema_versions() == versions
+    assert stack.exit_codes("migrate") == [0]
+    # The one-shot service may run again; it then finds the schema up to date and does nothing.
+    assert "Running upgrade" not in stack.logs("migrate").split("database schema is up to date")[-1]
+    check_health(stack)
+
+
+def check_worker_restart_mid_job(stack: Stack) -> None:
+    job_id = stack.create_job("worker restarted")
+    wait(lambda: stack.job(job_id)["status"] == "processing", 30, "the job to start")
+    stack.compose("restart", "worker-extraction", "worker-io", timeout=120)
+    assert stack.wait_final([job_id]) == {job_id: "completed"}
+    stack.assert_every_event_consumed([job_id])
+
+
+def check_redis_killed_and_started(stack: Stack) -> None:
+    job_ids = [stack.create_job(f"redis killed {n}") for n in range(5)]
+    wait(lambda: any(stack.job(j)["status"] == "processing" for j in job_ids), 30, "a job to start")
+    stack.compose("kill", "-s", "KILL", "redis")
+    time.sleep(2)
+    stack.compose("start", "redis")
+    assert stack.wait_final(job_ids, timeout=180) == dict.fromkeys(job_ids, "completed")
+    stack.assert_every_event_consumed(job_ids)
+
+
+def check_scale_out(stack: Stack) -> None:
+    stack.compose("up", "--detach", "--no-build", "--no-recreate", "--scale", "worker-io=3")
+    wait(lambda: len(stack.flower_workers()) >= 4, 90, "three io workers in Flower", pause=2)
+    before = stack.io_tasks_by_worker()
+    job_ids = [stack.create_job(f"scaled {n}") for n in range(12)]
+    assert stack.wait_final(job_ids, timeout=180) == dict.fromkeys(job_ids, "completed")
+    after = stack.io_tasks_by_worker()
+    took = {name for name, count in after.items() if count > before.get(name, 0)}
+    assert len(took) > 1, after
+    print(f"     io stages per worker: {after}")
+
+
+CHECKS: list[Callable[[Stack], None]] = [
+    check_health,
+    check_image,
+    check_migrations_ran_once,
+    check_a_job_completes,
+    check_a_cancel,
+    check_events_reach_the_consumer,
+    check_flower_wants_its_credentials,
+    check_a_second_up_is_a_no_op,
+    check_worker_restart_mid_job,
+    check_redis_killed_and_started,
+    check_scale_out,
+]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,14 +307,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api", required=True)
     parser.add_argument("--flower", required=True)
     parser.add_argument("--flower-auth", required=True)
+    parser.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failure")
     parser.add_argument("compose", nargs="+", help="the docker-compose command and its options")
     args = parser.parse_args(argv)
     stack = Stack(args.api, args.flower, args.flower_auth, args.compose)
+    failed = 0
     for check in CHECKS:
         started = time.monotonic()
-        check(stack)
-        print(f"ok   {check.__name__} ({time.monotonic() - started:.1f} s)", flush=True)
-    return 0
+        try:
+            check(stack)
+        except AssertionError as exc:
+            failed += 1
+            print(f"FAIL {check.__name__}: {exc}", flush=True)
+            if args.exitfirst:
+                break
+        else:
+            print(f"ok   {check.__name__} ({time.monotonic() - started:.1f} s)", flush=True)
+    print(f"compose: {len(CHECKS) - failed} passed, {failed} failed")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

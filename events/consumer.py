@@ -181,14 +181,15 @@ class Consumer:
         return done + self._process_all(self._read(">", self.options.block_ms), deliveries={})
 
     def ensure_group(self) -> None:
-        """Create the group at the start of the stream (and the stream) unless it exists."""
+        """Create the group at the start of the stream (and the stream) unless it exists, and
+        this consumer in it: listed from its start, so its idle time tells it is alive."""
+        o = self.options
         try:
-            self.client.xgroup_create(
-                self.options.stream, self.options.group, id="0", mkstream=True
-            )
+            self.client.xgroup_create(o.stream, o.group, id="0", mkstream=True)
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+        self.client.xgroup_createconsumer(o.stream, o.group, o.consumer)
 
     def recover_own(self) -> int:
         """Handle again the entries this consumer name left pending (a restart after a stop or crash)."""

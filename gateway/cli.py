@@ -145,6 +145,53 @@ def keys_revoke_command(prefix: str) -> None:
     click.echo(f"{prefix} revoked" if changed else f"{prefix} was already revoked")
 
 
+# AppGroup: each probe runs in the app's context, like the commands above.
+probe_group = AppGroup("probe", help="Health probes of the processes that serve no HTTP; exit 1 when unhealthy.")  # fmt: skip
+
+
+@probe_group.command("relay")
+@click.option("--max-age", type=float, default=60.0, show_default=True,
+              help="Seconds past DISPATCH_GRACE an event may wait for the stream.")  # fmt: skip
+def probe_relay(max_age: float) -> None:
+    """Healthy while no event waits unpublished longer than DISPATCH_GRACE + max-age."""
+    from datetime import timedelta
+
+    from gateway.outbox import overdue
+
+    services = get_services()
+    older_than = timedelta(seconds=services.settings.dispatch_grace + max_age)
+    with services.database.reader() as session:
+        late = overdue(session, older_than)
+    if late:
+        raise click.ClickException(f"{late} events older than {older_than} not on the stream")
+    click.echo("relay: no overdue event")
+
+
+@probe_group.command("consumer")
+@click.option("--max-idle", type=float, default=30.0, show_default=True,
+              help="Seconds since the consumer's last read.")  # fmt: skip
+def probe_consumer(max_idle: float) -> None:
+    """Healthy while CONSUMER_NAME read from its group within max-idle seconds."""
+    import redis
+
+    settings = get_services().settings
+    try:
+        consumers = get_services().redis.xinfo_consumers(
+            settings.events_stream, settings.consumer_group
+        )
+    except redis.RedisError as exc:
+        raise click.ClickException(f"no consumer group: {exc}") from exc
+    idle = {_text(c["name"]): c["idle"] / 1000 for c in consumers}
+    name = settings.consumer_name
+    if idle.get(name, max_idle) >= max_idle:
+        raise click.ClickException(f"consumer {name} has not read for {max_idle} s: {idle}")
+    click.echo(f"consumer {name}: read {idle[name]:.1f} s ago")
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _stop_on_signals() -> threading.Event:
     """An event set by SIGTERM or SIGINT, so a loop ends after its current step."""
     stop = threading.Event()
@@ -164,6 +211,8 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(relay_command)
     app.cli.add_command(consume_command)
     app.cli.add_command(keys_group)
+
+    app.cli.add_command(probe_group)
 
 
 def _create_app() -> Flask:

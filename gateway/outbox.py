@@ -103,6 +103,14 @@ def record(session: Session, job_id: str, *events: tuple[int, str, dict[str, Any
     session.info.setdefault(_RECORDED, []).extend(recorded)
 
 
+def overdue(session: Session, older_than: timedelta) -> int:
+    """Events recorded more than `older_than` ago and still not on the stream: the relay's backlog."""
+    query = select(func.count()).where(
+        OUTBOX.c.published_at.is_(None), OUTBOX.c.created_at < utcnow() - older_than
+    )
+    return int(session.scalar(query) or 0)
+
+
 class Outbox:
     """Appends committed events to the stream, in per-job order, and relays what was left."""
 

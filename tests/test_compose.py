@@ -41,8 +41,10 @@ def assert_the_whole_system(config: dict[str, Any]) -> None:
     for name in ("api", *WORKERS, "relay", "consumer"):
         assert conditions(services[name]) == AFTER_MIGRATE, name
     assert conditions(services["flower"]) == {"redis": "service_healthy"}
-    for name in ("postgres", "redis", "api", *WORKERS, "flower"):
+    for name in ("postgres", "redis", "api", *WORKERS, "relay", "consumer", "flower"):
         assert services[name]["healthcheck"]["test"], name
+    assert services["relay"]["healthcheck"]["test"] == ["CMD", "gateway", "probe", "relay"]
+    assert services["consumer"]["healthcheck"]["test"] == ["CMD", "gateway", "probe", "consumer"]
     assert "/readyz" in " ".join(services["api"]["healthcheck"]["test"])
     assert "/healthcheck" in " ".join(services["flower"]["healthcheck"]["test"])
     assert services["redis"]["command"][-2:] == ["--appendonly", "yes"]
