@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
 import redis
+from celery.worker import state as worker_state
 from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -373,6 +374,30 @@ def broker_is_idle(app: Flask) -> bool:
     """No stage message queued or held unacknowledged by a worker (ETA retries included)."""
     client = get_services(app).redis
     return queued_stages(client) == 0 and client.hlen("unacked") == 0
+
+
+def pipeline_is_idle(app: Flask) -> bool:
+    """Nothing in flight: no stage message queued or unacknowledged on the broker, and none
+    reserved or running in this process's embedded workers."""
+    busy = worker_state.reserved_requests or worker_state.active_requests
+    return broker_is_idle(app) and not busy
+
+
+def join(app: Flask, timeout: float = 15.0) -> None:
+    """Wait until the pipeline is idle on three checks in a row, as Dramatiq's `join()` waits
+    for a broker: after it, whatever the stages sent has run and their events are on the stream.
+
+    Three, because a message a worker has just popped from its queue shows neither queued nor
+    unacknowledged for an instant.
+    """
+    quiet = 0
+
+    def settled() -> bool:
+        nonlocal quiet
+        quiet = quiet + 1 if pipeline_is_idle(app) else 0
+        return quiet >= 3
+
+    wait_until(settled, timeout=timeout)
 
 
 def queued_stages(client: redis.Redis) -> int:

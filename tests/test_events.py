@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import time
 import uuid
 from collections import defaultdict
 from typing import Any
@@ -18,7 +17,7 @@ from gateway.errors import InvalidTransitionError
 from gateway.models import StageRun
 from gateway.services import get_services
 from tests.factories import FULL_PIPELINE, make_job
-from tests.support import history, steps, successful_steps, wait_until
+from tests.support import history, join, steps, successful_steps, wait_until
 
 ENVELOPE = {"event_id", "event_type", "job_id", "timestamp", "payload", "tenant_id"}
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
@@ -61,7 +60,7 @@ def test_a_failing_stage_publishes_its_retries_and_ends_with_failed(make_app, wo
 
     # When the job has run out of retries
     wait_until(terminal_reached(services, job.id))
-    time.sleep(0.3)  # anything emitted after the terminal event would show up by now
+    join(app)  # nothing is left in flight to emit after the terminal event
 
     # Then each attempt is announced, each failure too, and job.failed comes last
     events = history(services.redis, services.settings.events_stream)[job.id]
@@ -102,7 +101,7 @@ def test_a_cancelled_job_ends_with_cancelled_and_nothing_follows(make_app, worke
     get_services(app).pipeline.revoke(cancellation.unfinished_task_ids)
 
     # Then, once the running extraction has finished, job.cancelled is still the last event
-    time.sleep(1.5)  # longer than the slow extraction at this scale (0.9-1.1 s)
+    join(app)
     events = history(services.redis, stream)[job.id]
     assert steps(events) == [
         ("job.created",),
@@ -176,7 +175,7 @@ def test_many_concurrent_jobs_each_get_ordered_events_and_exactly_one_terminal_e
         any(e["event_type"] in TERMINAL_TYPES for e in events)
         for events in history(services.redis, stream).values()
     ), timeout=45)  # fmt: skip
-    time.sleep(0.5)
+    join(app)
 
     # Then each job's events are its lifecycle in order, with one terminal event, last
     outcomes: dict[str | int, int] = defaultdict(int)
