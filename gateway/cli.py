@@ -13,6 +13,7 @@ from flask.cli import AppGroup, FlaskGroup
 
 from gateway import keys
 from gateway.db import upgrade_schema
+from gateway.dlq_cli import dlq_command
 from gateway.errors import GatewayError
 from gateway.services import get_services
 
@@ -213,6 +214,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(keys_group)
 
     app.cli.add_command(probe_group)
+    app.cli.add_command(dlq_command)
 
 
 def _create_app() -> Flask:
