@@ -25,8 +25,11 @@ def fail_job_after_final_failure(
     """Publish `job.failed` for a stage task that failed for good (retries exhausted or a crash).
 
     Celery sends this signal once, after the last attempt; nothing of the job runs after it,
-    so its event is the job's last. A stage that completed meanwhile (this was a stale copy of
-    it) is not failed: fail_stage refuses, and its job goes on.
+    so its event is the job's last. A completed stage is not failed: fail_stage refuses. If its
+    next stage never began (the task failed after its commit, publishing that stage while Redis
+    was down for longer than the publish retries, or killed there by the prefork hard time
+    limit), the rest of the chain is sent now; if Redis still refuses, the message, never
+    acknowledged, comes back after the visibility timeout and its redelivery sends it.
     """
     stage = getattr(sender, "stage", None)
     if stage is None or not args:
@@ -38,8 +41,22 @@ def fail_job_after_final_failure(
         else:
             log.error("stage %s of job %s crashed", stage, job_id, exc_info=exception)
             message = f"Internal error: {type(exception).__name__}"
-        with get_services(sender.app.flask_app).database.session() as session:
-            runs.fail_stage(session, job_id, stage, message)
+        services = get_services(sender.app.flask_app)
+        with services.database.session() as session:
+            if runs.fail_stage(session, job_id, stage, message):
+                return
+            unsent = runs.unsent_rest(session, job_id, stage)
+        if unsent is not None:
+            job, rest = unsent
+            sent = services.pipeline.start(job, rest)
+            log.warning(
+                "stage %s of job %s completed, then its task failed (%s): %s the stages from %s",
+                stage,
+                job_id,
+                message,
+                "sent" if sent else "could not send yet",
+                rest[0].name,
+            )
 
 
 @signals.worker_init.connect

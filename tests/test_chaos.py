@@ -21,13 +21,13 @@ from sqlalchemy import func, select
 import providers
 from events.consumer import Consumer, ConsumerOptions
 from events.dedupe import Deduplicator
-from events.model import TERMINAL_TYPES, Event
+from events.model import JOB_FAILED, TERMINAL_TYPES, Event
 from gateway.config import Settings
 from gateway.models import Job, OutboxEvent, StageRun
 from gateway.relay import Relay
 from gateway.services import get_services
 from gateway.stages import STAGES
-from tasks.pipeline import build_chain
+from tasks.pipeline import NEXT_STAGE_RETRY, build_chain
 from tests.factories import make_job
 from tests.support import (
     WorkerProcess,
@@ -360,4 +360,81 @@ def test_every_stage_message_delivered_twice_and_the_stream_replayed_change_no_r
         f"\n60 jobs, every stage message twice: completed in {elapsed:.1f} s; "
         f"attempts per stage run: {dict(sorted(attempts.items()))}; "
         f"{len(entries)} entries replayed, each event applied once"
+    )
+
+
+# The stalled-job sweep at its default: what these tests see recovered, the redeliveries did.
+DEFAULT_STALLED_JOB_TIMEOUT = 600.0
+
+
+def publish_retry_span() -> float:
+    """Seconds a worker keeps retrying to publish a job's next stage before its task fails."""
+    policy = NEXT_STAGE_RETRY
+    waits = (
+        min(policy["interval_start"] + i * policy["interval_step"], policy["interval_max"])
+        for i in range(int(policy["max_retries"]))
+    )
+    return sum(waits)
+
+
+@pytest.mark.slow
+def test_jobs_in_flight_through_a_redis_outage_longer_than_the_publish_retries_all_complete(
+    make_app, own_redis, tmp_path
+):
+    # Given two worker processes and a relay on a persistent Redis, jobs flowing, and the
+    # stalled-job sweep ten minutes away
+    outage = publish_retry_span() + 8.0
+    app = make_app(
+        **{**CHAOS, "stalled_job_timeout": DEFAULT_STALLED_JOB_TIMEOUT},
+        redis_url=own_redis.url(),
+    )
+    settings = get_services(app).settings
+    workers = [worker(settings, tmp_path, f"outage{i}") for i in (1, 2)]
+    job_ids: list[str] = []
+    began = time.monotonic()
+    with workers_running(*workers), running_in_thread(Relay.from_app(app)):
+        wait_until(lambda: all("ready." in w.log() for w in workers), timeout=30)
+        producer = produce(app, 40, 20.0, job_ids)
+
+        # When Redis stops while stages run, and stays down longer than a worker retries to
+        # publish a next stage (more jobs arrive meanwhile, and wait in the database)
+        wait_until(lambda: statuses(app, job_ids)["completed"] >= 3, timeout=30)
+        own_redis.stop()
+        stopped_at = time.monotonic()
+        producer.join()
+        at_stop = statuses(app, job_ids)
+        produce(app, 10, 2.0, job_ids).join()
+        time.sleep(max(0.0, outage - (time.monotonic() - stopped_at)))
+        own_redis.start()
+        restarted_at = time.monotonic()
+
+        # Then every job completes within seconds of Redis' return
+        all_completed(app, job_ids, 50, timeout=45)
+        recovered_in = time.monotonic() - restarted_at
+        wait_until(lambda: all_published(app, job_ids), timeout=15)
+        wait_until(lambda: broker_is_idle(app), timeout=15)
+    elapsed = time.monotonic() - began
+
+    # And the outage did outlast the publish retries of stages that completed during it
+    logs = "".join(w.log() for w in workers)
+    gave_up = logs.count("then its task failed")
+    assert gave_up >= 1, logs[-20_000:]
+    assert at_stop["processing"] >= 1, at_stop
+
+    # And no job failed, no stage was failed over its stored result, none ran twice to completion
+    runs = stored_runs(app, job_ids)
+    assert len(runs) == 50 * 3
+    assert all(r.status == "completed" and r.result is not None and r.failures == 0 for r in runs)
+    history = stream_history(app)
+    committed = outbox_order(app, job_ids)
+    for job_id in job_ids:
+        assert JOB_FAILED not in {e["event_type"] for e in history[job_id]}, job_id
+        assert [e["event_id"] for e in history[job_id]] == committed[job_id]
+        assert_each_job_completed_once(history[job_id])
+    attempts = Counter(r.attempts for r in runs)
+    print(
+        f"\nRedis down {outage:.0f} s (publish retries {publish_retry_span():.0f} s) with "
+        f"{at_stop['processing']} jobs processing; {gave_up} stages gave up publishing; all 50 "
+        f"jobs completed {recovered_in:.1f} s after Redis returned, {elapsed:.0f} s in all; "
+        f"attempts per stage run: {dict(sorted(attempts.items()))}"
     )

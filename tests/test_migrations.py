@@ -63,3 +63,17 @@ def test_the_schema_upgrades_downgrades_and_upgrades_again(empty_database: str):
     finally:
         engine.dispose()
     assert {"seq", "event_id", "published_at"} <= columns
+
+
+def test_the_outbox_purge_reads_an_index_on_published_at_not_the_whole_table(
+    empty_database: str,
+):
+    # The relay purges by published_at every minute; without an index that is a full scan
+    upgrade_schema(empty_database)
+    engine = create_engine(empty_database)
+    try:
+        with engine.connect() as conn:
+            indexes = inspect(conn).get_indexes("outbox_events")
+    finally:
+        engine.dispose()
+    assert any(index["column_names"] == ["published_at"] for index in indexes), indexes
