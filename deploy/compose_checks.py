@@ -36,6 +36,7 @@ class Stack:
         self.flower_auth = flower_auth
         self.compose_command = compose
         self.completed: list[str] = []
+        self.api_key = ""
 
     def compose(self, *args: str, timeout: float = 180) -> str:
         done = subprocess.run(
@@ -137,6 +138,8 @@ class Stack:
         request.add_header("Content-Type", "application/json")
         if auth:
             request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
+        elif self.api_key and url.startswith(self.api):
+            request.add_header("Authorization", f"Bearer {self.api_key}")
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 status, raw = response.status, response.read()
@@ -199,6 +202,10 @@ def check_health(stack: Stack) -> None:
     assert stack.request(f"{stack.flower}/healthcheck")[0] == 200
     # Every long-running service reports healthy (its compose or image healthcheck).
     wait(lambda: not stack.unhealthy(), 90, "every service to be healthy", pause=2)
+    if not stack.api_key:  # AUTH_MODE=keys, compose's default: a tenant's key for the checks
+        stack.api_key = stack.exec(
+            "api", "gateway", "keys", "create", "--tenant", "compose"
+        ).split()[0]
 
 
 def check_image(stack: Stack) -> None:

@@ -140,7 +140,9 @@ PORT=$(free_port)
 FLOWER_PORT=$(free_port)
 FLOWER_BASIC_AUTH="ops:$(python3 -c 'import secrets; print(secrets.token_urlsafe(12))')"
 {
-    sed "s/^FLOWER_BASIC_AUTH=.*/FLOWER_BASIC_AUTH=$FLOWER_BASIC_AUTH/" "$ROOT/.env.example"
+    sed -e "s/^FLOWER_BASIC_AUTH=.*/FLOWER_BASIC_AUTH=$FLOWER_BASIC_AUTH/" \
+        -e "s/^API_KEY_SECRET=.*/API_KEY_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(32))')/" \
+        "$ROOT/.env.example"
     echo "PORT=$PORT"
     echo "FLOWER_PORT=$FLOWER_PORT"
     # Slower providers keep a job in flight long enough to restart a worker under it.
