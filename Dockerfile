@@ -44,4 +44,4 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=3)"]
 # gunicorn, Celery, the relay and the consumer all stop gracefully on SIGTERM.
 STOPSIGNAL SIGTERM
-CMD ["gunicorn", "wsgi:app", "--bind=0.0.0.0:8000", "--worker-class=gthread", "--no-control-socket", "--access-logfile=-"]
+CMD ["gunicorn", "wsgi:app", "--bind=0.0.0.0:8000", "--config=python:gateway.serving", "--no-control-socket", "--access-logfile=-"]

@@ -435,6 +435,28 @@ class Settings:
         default="127.0.0.1",
         doc="Address the worker's or the relay's exporter listens on.",
     )
+    sse_max_streams: int = _env(
+        "SSE_MAX_STREAMS",
+        _positive(int),
+        default=2,
+        doc="Live event streams (`GET /api/jobs/{id}/events/`) one API process serves at once; "
+        "one more gets 503. Each holds a gunicorn thread while open: keep it below "
+        "`API_THREADS`.",
+        section="Live job page",
+    )
+    sse_heartbeat: float = _env(
+        "SSE_HEARTBEAT",
+        _positive(float),
+        default=15.0,
+        doc="Seconds of quiet after which an open event stream sends a heartbeat comment.",
+    )
+    sse_max_duration: float = _env(
+        "SSE_MAX_DURATION",
+        _positive(float),
+        default=300.0,
+        doc="Seconds after which the server ends an event stream; the browser reconnects "
+        "with `Last-Event-ID` and continues where it was.",
+    )
 
     def __post_init__(self) -> None:
         if (

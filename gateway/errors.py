@@ -52,6 +52,14 @@ class OverloadedError(GatewayError):
         self.retry_after = retry_after
 
 
+class StreamUnavailableError(OverloadedError):
+    """A live event stream cannot be served now: all taken (SSE_MAX_STREAMS), or Redis is down."""
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        GatewayError.__init__(self, detail)
+        self.retry_after = retry_after
+
+
 class TextNotFoundError(GatewayError):
     """The job exists but has no extracted text (yet): its extraction has not completed."""
 

@@ -82,7 +82,7 @@ def commands(settings: Settings) -> dict[str, list[str]]:
     """The command line of each process of the system."""
     log_level = settings.log_level.lower()
     api = [_script("gunicorn"), "wsgi:app", f"--bind={settings.bind_address}:{settings.port}"]
-    api += ["--worker-class=gthread", f"--workers={settings.api_workers}"]
+    api += ["--config=python:gateway.serving", f"--workers={settings.api_workers}"]
     api += [f"--threads={settings.api_threads}", f"--log-level={log_level}"]
     if settings.access_log:
         api += ["--access-logfile=-"]
