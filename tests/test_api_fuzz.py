@@ -37,9 +37,16 @@ FUZZED = {
     "GET /api/jobs/{job_id}/text/": (POSITIVE,),
     "POST /api/jobs/{job_id}/cancel/": (POSITIVE,),
     "POST /api/jobs/{job_id}/retry/": (POSITIVE,),
+    "GET /api/jobs/{job_id}/events/": (POSITIVE,),
     "GET /healthz": (POSITIVE,),
     "GET /readyz": (POSITIVE,),
 }
+
+
+@pytest.fixture
+def app(make_app):
+    # A live stream of an unfinished job ends after SSE_MAX_DURATION: at once, here.
+    return make_app(sse_max_duration=0.01)
 
 
 def api_schema(app: object) -> schemathesis.schemas.BaseSchema:

@@ -100,7 +100,17 @@ def message(event: str, data: Any, entry_id: str | None = None) -> str:
 @blp.route("/<job_id>/events/")
 @blp.response(
     200,
-    {"type": "string"},
+    # One server-sent event (what a client's EventSource hands over), not the body as a whole
+    {
+        "type": "object",
+        "properties": {
+            "event": {"type": "string"},
+            "data": {"type": "string", "description": "JSON"},
+            "id": {"type": "string", "description": "The stream entry id"},
+            "retry": {"type": "integer"},
+        },
+        "required": ["event", "data"],
+    },
     content_type="text/event-stream",
     description="Server-sent events: `snapshot` (a job), then one message per lifecycle event "
     "(its `event:` is the event type, its `id` the stream entry id, its data the event's "
