@@ -37,6 +37,7 @@ from gateway.models import (
 from gateway.outbox import record
 from gateway.stages import VALID_PIPELINES
 from gateway.transitions import SKIP_PENDING, execute, job_update, runs_update, take_seq
+from providers import registry
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ class JobSnapshot:
     document_type: str
     document_content: str | None  # None when read back: reads leave the document out
     stages: list[str]
+    providers: dict[str, str] | None  # the client's choice per stage; None: the configured ones
     status: str
     error_stage: str | None
     error_message: str | None
@@ -121,14 +123,20 @@ def create_job(
     document_content: str,
     stages: list[str],
     tenant: str | None = None,
+    providers: dict[str, str] | None = None,
 ) -> JobSnapshot:
     """Store a pending job of `tenant`, its stage runs and `job.created` in one transaction.
 
+    `providers` names the provider of some of its stages (the others run the configured
+    one); InvalidPipelineError for a stage the job does not run or a name not registered.
     The job is stored already claimed for dispatch: the caller sends its chain right after
     the commit, and calls `dispatch.release_dispatch` if the broker refused it.
     """
     if stages not in VALID_PIPELINES:
         raise InvalidPipelineError(f"Invalid stage combination {stages!r}.")
+    problems = provider_problems(stages, providers or {})
+    if problems:
+        raise InvalidPipelineError(" ".join(problems))
     now = utcnow()
     job_id = new_id()
     runs = [
@@ -152,6 +160,7 @@ def create_job(
         document_type=document_type,
         document_content=document_content,
         stages=list(stages),
+        providers=dict(providers) if providers else None,
         status=JobStatus.PENDING.value,
         error_stage=None,
         error_message=None,
@@ -173,6 +182,28 @@ def create_job(
     metrics.JOBS_CREATED.inc()
     log.info("job created, stages %s", ",".join(stages), extra={"job_id": job_id})
     return job
+
+
+def provider_problems(stages: Sequence[str], chosen: dict[str, str]) -> list[str]:
+    """What is wrong with a job's choice of providers: one message per bad stage or name.
+
+    Each message lists the valid choices, so that a client can correct its request.
+    """
+    problems = []
+    for stage, name in chosen.items():
+        if stage not in stages:
+            problems.append(
+                f"Providers given for stage {stage!r}, which the job does not run; "
+                f"its stages are: {', '.join(stages)}."
+            )
+            continue
+        choices = registry.available(stage)
+        if name not in choices:
+            problems.append(
+                f"Unknown {stage} provider {name!r}. Valid {stage} providers are: "
+                f"{', '.join(choices)}."
+            )
+    return problems
 
 
 def get_job(session: Session, job_id: str, tenant: str | None = None) -> JobSnapshot:

@@ -85,6 +85,9 @@ class Job(Base):
     document_type: Mapped[str] = mapped_column(String(100))
     document_content: Mapped[str] = mapped_column(Text)
     stages: Mapped[list[str]]
+    # The provider per stage the client chose (pipeline_config.providers); a stage it left
+    # out, or NULL, runs the configured provider.
+    providers: Mapped[dict[str, Any] | None]
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.PENDING.value)
     error_stage: Mapped[str | None] = mapped_column(String(32))
     error_message: Mapped[str | None] = mapped_column(Text)

@@ -49,11 +49,16 @@ def redis_client(settings: Settings) -> redis.Redis:
 
 
 def load_providers(settings: Settings) -> None:
-    """Import EXTRA_PROVIDER_MODULES, then check that every configured provider is registered.
+    """Import EXTRA_PROVIDER_MODULES and the installed plug-ins (entry points), then check that
+    every configured provider is registered.
 
-    Done when the process starts, so a typo stops start-up naming the variable instead of
-    failing every job.
+    Done when the process starts, so a typo or a broken plug-in stops start-up naming the
+    variable or the entry point, instead of failing every job.
     """
+    try:
+        providers.discover()
+    except providers.PluginError as exc:
+        raise ConfigError(f"a provider plug-in is broken: {exc}") from None
     for name in settings.provider_modules:
         try:
             importlib.import_module(name)

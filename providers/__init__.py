@@ -2,6 +2,13 @@
 
 from providers import analysis, enrichment, extraction  # noqa: F401  (registers the variants)
 from providers.base import ProviderError, ProviderTimeoutError
-from providers.registry import available, create
+from providers.registry import PluginError, available, create, discover
 
-__all__ = ["ProviderError", "ProviderTimeoutError", "available", "create"]
+__all__ = [
+    "PluginError",
+    "ProviderError",
+    "ProviderTimeoutError",
+    "available",
+    "create",
+    "discover",
+]

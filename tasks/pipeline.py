@@ -44,15 +44,18 @@ def build_chain(
 ) -> Signature:
     """The first stage's signature, carrying the rest of the chain, with the runs' task ids.
 
+    Each stage names its provider: the job's choice (`job.providers`), else `providers`.
+
     Immutable signatures, one per stage (or per run of `runs`). The rest rides in the first
     message's `chain` option, as Celery's own chain would put it (next stage last), without the
     canvas's cloning and freezing on every send. The tasks are looked up on `celery` itself:
     the shared-task proxies resolve to whichever app is current, which in a process holding
     several apps need not be this one.
     """
+    chosen = {**providers, **(job.providers or {})}  # the job's own choice wins
     first, *rest = (
         celery.tasks[task_name(run.name)]
-        .si(job.id, providers[run.name])
+        .si(job.id, chosen[run.name])
         .set(task_id=run.task_id, **({"retry_policy": NEXT_STAGE_RETRY} if i else {}))
         for i, run in enumerate(job.runs if runs is None else runs)
     )

@@ -72,6 +72,7 @@ class Jobs(MethodView):
                 document_type=body["document_type"],
                 document_content=body["document_content"],
                 stages=body["pipeline_config"]["stages"],
+                providers=body["pipeline_config"].get("providers"),
                 tenant=auth.tenant(),
             )
         logs.bind(job_id=job.id)  # the request's lines from here on are about this job

@@ -10,6 +10,7 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from events.model import isoformat
+from gateway import jobs
 from gateway.api.messages import clip
 from gateway.config import DEFAULT_INLINE_TEXT_LIMIT
 from gateway.cursor import MAX_CURSOR_LENGTH, decode_cursor
@@ -68,6 +69,20 @@ class BoundedList(fields.List[Any]):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
+class BoundedDict(fields.Dict):
+    """A mapping of at most `max_items` entries, refused before any entry is looked at."""
+
+    def __init__(self, *, max_items: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.max_items = max_items
+        self.metadata = {"maxProperties": max_items, **self.metadata}
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> dict[Any, Any]:
+        if isinstance(value, dict) and len(value) > self.max_items:
+            raise ma.ValidationError(f"At most {self.max_items} entries are allowed.")
+        return dict(super()._deserialize(value, attr, data, **kwargs))
+
+
 class UTCDateTime(fields.DateTime):
     """ISO 8601 in UTC with a Z suffix, as in the events."""
 
@@ -84,6 +99,19 @@ class PipelineConfigSchema(ma.Schema):
         required=True,
         metadata={"example": list(STAGES), "enum": [list(stages) for stages in VALID_PIPELINES]},
     )
+    providers = BoundedDict(
+        max_items=len(STAGES),
+        keys=fields.String(validate=validate.OneOf(STAGES)),
+        values=fields.String(validate=validate.Length(min=1, max=100)),
+        metadata={
+            "description": "Optional: the provider of some stages, by name; a stage left out "
+            "runs the configured one (EXTRACTOR_PROVIDER, ANALYZER_PROVIDER, "
+            "ENRICHER_PROVIDER). An unknown name gets a 400 that lists the valid ones. "
+            "Built in: `default` (real) and `fast`, `slow` (simulated) for extraction; "
+            "installed plug-ins add their own (docs/pipeline.md#providers).",
+            "example": {"extraction": "default"},
+        },
+    )
 
     @ma.validates_schema
     def check_stages(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -96,6 +124,8 @@ class PipelineConfigSchema(ma.Schema):
         ] + [f"Duplicated stage {s!r}." for s in duplicated]
         if not messages and stages not in VALID_PIPELINES:
             messages.append(INVALID_COMBINATION)
+        if not messages:
+            messages = jobs.provider_problems(stages, data.get("providers", {}))
         if messages:
             raise ma.ValidationError(messages)
 
@@ -257,7 +287,10 @@ class JobSchema(ma.Schema):
             "document_name": job.document_name,
             "document_type": job.document_type,
             "status": job.status,
-            "pipeline_config": {"stages": list(job.stages)},
+            "pipeline_config": {
+                "stages": list(job.stages),
+                **({"providers": job.providers} if job.providers else {}),
+            },
             "results": {"stages": {run.name: _stage(run) for run in job.runs}},
             "errors": (
                 {"stage": job.error_stage, "message": job.error_message}
