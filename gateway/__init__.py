@@ -10,7 +10,7 @@ from gateway.config import INSTANCE_DIR, Settings
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the API app, with its services and its Celery app attached."""
-    from gateway import api
+    from gateway import api, ui
     from gateway.services import EXTENSION, Services
     from tasks.app import celery_init_app
     from tasks.pipeline import Pipeline
@@ -32,6 +32,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         max_queued=settings.max_queued_stages,
     )
 
+    ui.init_app(
+        app, needs_key=settings.auth_mode == "keys"
+    )  # before the API, which gives every route its trailing-slash twin
     api.init_app(app)
     from gateway import cli
 

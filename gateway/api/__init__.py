@@ -11,8 +11,7 @@ from flask_smorest import Api
 
 from gateway.api.errors import PROBLEM_JSON, ProblemSchema, handle_error
 from gateway.services import get_services
-
-SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/"
+from gateway.ui import SWAGGER_UI_URL  # Swagger UI's files, served by this app: no CDN
 
 
 class JSONProvider(DefaultJSONProvider):
@@ -93,7 +92,7 @@ def _add_slash_twins(app: Flask) -> None:
     on the other spelling answers 404 instead of 405.
     """
     for rule in list(app.url_map.iter_rules()):
-        if rule.endpoint == "static":
+        if rule.endpoint == "static" or rule.endpoint.endswith(".static"):
             continue
         twin = rule.rule[:-1] if rule.rule.endswith("/") else rule.rule + "/"
         methods = (rule.methods or set()) - {"OPTIONS", "HEAD"}
