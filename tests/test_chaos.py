@@ -378,6 +378,7 @@ def publish_retry_span() -> float:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(400)  # an outage longer than the publish retries, then the recovery
 def test_jobs_in_flight_through_a_redis_outage_longer_than_the_publish_retries_all_complete(
     make_app, own_redis, tmp_path
 ):

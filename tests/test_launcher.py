@@ -301,6 +301,7 @@ def test_make_run_without_redis_url_starts_and_stops_its_own_redis(launches, tmp
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)  # five Flower start-ups, each slow on a loaded machine
 def test_a_process_that_keeps_dying_is_restarted_with_backoff_then_stops_everything(
     launches, postgres_url, redis_server: RedisServer
 ):
@@ -318,7 +319,7 @@ def test_a_process_that_keeps_dying_is_restarted_with_backoff_then_stops_everyth
         launches.append(launch)
         launch.wait_for(lambda: len(started(launch)) == 6, timeout=30)
         launch.remember_processes()
-        status = launch.process.wait(timeout=90)
+        status = launch.process.wait(timeout=240)
         launch.join()
 
     # Then it was restarted four times, each after a longer delay, while the rest ran on

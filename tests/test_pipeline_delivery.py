@@ -178,9 +178,10 @@ def test_a_worker_killed_mid_stage_loses_nothing_and_the_stage_runs_again(make_a
         if e.event_type == ev.STAGE_STARTED and e.payload["stage"] == "extraction"
     ]
     assert [e.payload["attempt"] for e in started] == [1, 2]
-    # Delivered again once the 5 s visibility timeout ran out, not ~100 s later (kombu's default)
+    # Delivered again once the 5 s visibility timeout ran out, not ~100 s later (kombu's
+    # default); the margin is for a loaded machine
     gap = (started[1].timestamp - started[0].timestamp).total_seconds()
-    assert 5 <= gap < 9, gap
+    assert 5 <= gap < 30, gap
     counts = stage_event_counts(app, job.id)  # read after the events settled
     assert counts[(ev.STAGE_COMPLETED, "extraction")] == 1
     assert counts[(ev.JOB_COMPLETED, None)] == 1

@@ -108,8 +108,9 @@ def test_a_worker_killed_between_a_stage_commit_and_the_next_publish_is_resumed_
         doomed.kill()
         healthy.stop()
 
-    # Then the job completed within seconds of the redelivery, not after the sweep's minutes
-    assert finished_after < 4 + 8, finished_after
+    # Then the job completed soon after the redelivery (4 s), not after the sweep's ten
+    # minutes; the margin is for a loaded machine
+    assert finished_after < 60, finished_after
     # And the redelivered extraction ran nothing twice: it only sent the rest of the chain
     assert [(r.status, r.attempts) for r in stored.runs] == [("completed", 1)] * 3
     events = settled_events(app, job.id)
