@@ -226,6 +226,14 @@ class Settings:
         "32`. Required with `AUTH_MODE=keys` (compose requires it); changing it invalidates "
         "every key.",
     )
+    idempotency_ttl: float = _env(
+        "IDEMPOTENCY_TTL",
+        _positive(float),
+        default=86_400.0,
+        doc="Seconds an `Idempotency-Key` of `POST /api/jobs/` is remembered (24 h): a retry "
+        "within it replays the first answer; after it the key is free again.",
+        section="Idempotency and rate limits",
+    )
     extractor_provider: str = _env(
         "EXTRACTOR_PROVIDER",
         default="fast",

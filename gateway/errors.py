@@ -102,3 +102,27 @@ class KeyNotFoundError(GatewayError):
     """No API key has this prefix."""
 
     status = 404
+
+
+class IdempotencyInFlightError(GatewayError):
+    """Another request under the same Idempotency-Key is being processed right now."""
+
+    status = 409
+
+    def __init__(self, retry_after: int = 1) -> None:
+        super().__init__(
+            "A request with this Idempotency-Key is still being processed; retry it shortly."
+        )
+        self.retry_after = retry_after
+
+
+class IdempotencyMismatchError(GatewayError):
+    """An Idempotency-Key already used, by the same tenant, with a different request body."""
+
+    status = 422
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This Idempotency-Key was already used with a different request body; "
+            "use a new key for a new request."
+        )

@@ -18,12 +18,19 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, bindparam, insert, select, tuple_, union_all
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
 from events import model as ev
-from gateway import metrics
+from gateway import idempotency, metrics
 from gateway.cursor import decode_cursor, encode_cursor
-from gateway.errors import InvalidPipelineError, InvalidTransitionError, JobNotFoundError
+from gateway.errors import (
+    IdempotencyInFlightError,
+    InvalidPipelineError,
+    InvalidTransitionError,
+    JobNotFoundError,
+)
+from gateway.idempotency import IdempotentRequest
 from gateway.models import (
     ACTIVE_JOB_STATUSES,
     JOBS,
@@ -108,6 +115,14 @@ class Page:
 
 
 @dataclass(frozen=True)
+class Creation:
+    """A job as `create_job_once` answers it: new, or created earlier under the same key."""
+
+    job: JobSnapshot
+    replayed: bool
+
+
+@dataclass(frozen=True)
 class Cancellation:
     """A cancelled job and the Celery task ids of its stages that had not finished."""
 
@@ -124,8 +139,10 @@ def create_job(
     stages: list[str],
     tenant: str | None = None,
     providers: dict[str, str] | None = None,
+    idempotent: IdempotentRequest | None = None,
 ) -> JobSnapshot:
-    """Store a pending job of `tenant`, its stage runs and `job.created` in one transaction.
+    """Store a pending job of `tenant`, its stage runs, `job.created` and the idempotency key
+    it is created under (if any) in one transaction.
 
     `providers` names the provider of some of its stages (the others run the configured
     one); InvalidPipelineError for a stage the job does not run or a name not registered.
@@ -178,6 +195,8 @@ def create_job(
     )
     payload = {"document_name": document_name, "document_type": document_type, "stages": stages}
     record(session, job.id, (1, ev.JOB_CREATED, payload))
+    if idempotent is not None:
+        idempotency.remember(session, tenant, idempotent, job_id, now)
     session.commit()
     metrics.JOBS_CREATED.inc()
     log.info("job created, stages %s", ",".join(stages), extra={"job_id": job_id})
@@ -204,6 +223,33 @@ def provider_problems(stages: Sequence[str], chosen: dict[str, str]) -> list[str
                 f"{', '.join(choices)}."
             )
     return problems
+
+
+def create_job_once(
+    session: Session,
+    request: IdempotentRequest,
+    *,
+    tenant: str | None = None,
+    **fields: Any,
+) -> Creation:
+    """`create_job` under an idempotency key: the job created under it before, if it is live.
+
+    IdempotencyMismatchError if the key was used with another body, IdempotencyInFlightError
+    while another request under it is in its transaction (gateway.idempotency).
+    """
+    for _ in range(2):
+        try:
+            job_id = idempotency.claim(session, tenant, request)
+            if job_id is not None:
+                session.rollback()
+                return Creation(get_job(session, job_id, tenant), replayed=True)
+            job = create_job(session, tenant=tenant, idempotent=request, **fields)
+            return Creation(job, replayed=False)
+        except IntegrityError:
+            # A request under the same key committed its job between our look and our
+            # insert (SQLite; or a race for a key that had just expired): read it again.
+            session.rollback()
+    raise IdempotencyInFlightError()
 
 
 def get_job(session: Session, job_id: str, tenant: str | None = None) -> JobSnapshot:

@@ -1,5 +1,5 @@
-"""Typed SQLAlchemy models: a job, its stage runs, their large texts, the event outbox, and the
-tenants and API keys that own jobs."""
+"""Typed SQLAlchemy models: a job, its stage runs, their large texts, the event outbox, the
+tenants and API keys that own jobs, and the idempotency keys jobs were created under."""
 
 from __future__ import annotations
 
@@ -212,6 +212,26 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None]
 
 
+class IdempotencyKey(Base):
+    """An `Idempotency-Key` a job was created under, with its request's fingerprint (gateway.idempotency).
+
+    Written in the job's own transaction; the primary key is what makes a key create one job
+    at most, across API processes and restarts.
+    """
+
+    __tablename__ = "idempotency_keys"
+
+    # The creating key's tenant; '' with AUTH_MODE=off (NULL would make every row distinct).
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # SHA-256 of the canonical request body: the same key with another body is refused.
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # After this the key is free again (IDEMPOTENCY_TTL).
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
 # The tables themselves, for writes that are one Core statement each.
 JOBS = cast(Table, Job.__table__)
 RUNS = cast(Table, StageRun.__table__)
@@ -219,3 +239,4 @@ OUTBOX = cast(Table, OutboxEvent.__table__)
 TEXTS = cast(Table, StageText.__table__)
 TENANTS = cast(Table, Tenant.__table__)
 API_KEYS = cast(Table, ApiKey.__table__)
+IDEMPOTENCY_KEYS = cast(Table, IdempotencyKey.__table__)

@@ -20,12 +20,15 @@ from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 
 from events.outage import Outage
+from gateway import idempotency
 from gateway.outbox import Outbox
 from gateway.services import get_services
 
 log = logging.getLogger(__name__)
 
-PURGE_EVERY = 60.0  # seconds between outbox clean-ups; rows pile up slowly, a scan is not free
+# Seconds between clean-ups of published outbox rows and expired idempotency keys; rows pile
+# up slowly, a scan is not free.
+PURGE_EVERY = 60.0
 RESUME_EVERY = 30.0  # seconds between stalled-job sweeps at most (a quarter of the timeout if less)
 
 
@@ -89,7 +92,8 @@ class Relay:
         )
 
     def run_once(self) -> RelayPass:
-        """One pass: append pending events, dispatch stranded jobs; resume stalls, purge when due.
+        """One pass: append pending events, dispatch stranded jobs; resume stalls, purge published
+        events and expired idempotency keys when due.
 
         Redis failures are absorbed (and logged once) by the outbox and the pipeline;
         database failures propagate.
@@ -99,8 +103,11 @@ class Relay:
         published = self.outbox.publish_pending(self.dispatch_grace)
         dispatched = self.dispatcher.dispatch_undispatched(self.dispatch_grace)
         purged = 0
-        if self.retention > 0 and time.monotonic() >= self._next_purge:
-            purged = self.outbox.purge_published(timedelta(seconds=self.retention))
+        if time.monotonic() >= self._next_purge:
+            if self.retention > 0:
+                purged = self.outbox.purge_published(timedelta(seconds=self.retention))
+            with self.outbox.sessions() as session:
+                idempotency.purge_expired(session)
             self._next_purge = time.monotonic() + PURGE_EVERY
         resumed = 0
         if self.stalled_timeout > 0 and time.monotonic() >= self._next_resume:

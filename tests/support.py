@@ -42,7 +42,9 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 )
-TABLES = ("outbox_events", "stage_texts", "stage_runs", "jobs", "api_keys", "tenants")
+TABLES = (
+    "idempotency_keys", "outbox_events", "stage_texts", "stage_runs", "jobs", "api_keys", "tenants"
+)  # fmt: skip
 
 
 def race(services: Any, *actions: Callable[..., Any]) -> list[Any]:

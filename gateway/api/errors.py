@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 from events.display import printable
 from gateway.api.auth import challenge
 from gateway.api.messages import MAX_MESSAGES, clip, field_errors
-from gateway.errors import AuthenticationError, ForbiddenError, GatewayError, OverloadedError
+from gateway.errors import AuthenticationError, ForbiddenError, GatewayError
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +97,12 @@ def handle_error(error: Exception) -> Response:
         return problem(
             error.status, error.detail, headers={"WWW-Authenticate": challenge(error.error)}
         )
-    if isinstance(error, OverloadedError):
-        return problem(503, error.detail, headers={"Retry-After": str(error.retry_after)})
     if isinstance(error, GatewayError):
-        return problem(error.status, error.detail)
+        # Overload (503) and a request in flight under the same Idempotency-Key (409) say
+        # when to try again.
+        retry_after = getattr(error, "retry_after", None)
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+        return problem(error.status, error.detail, headers=headers)
     if isinstance(error, DATABASE_UNAVAILABLE) or (
         isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated
     ):
@@ -144,6 +146,8 @@ def _http_problem(error: HTTPException) -> Response:
 def _validation_detail(messages: Any, omitted: int) -> str:
     if isinstance(messages, Mapping) and set(messages) <= {"query", "querystring"}:
         detail = "The query string is invalid."
+    elif isinstance(messages, Mapping) and set(messages) <= {"headers"}:
+        detail = "A request header is invalid."
     else:
         detail = "The request body is invalid."
     if omitted:

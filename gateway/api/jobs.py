@@ -14,10 +14,17 @@ from gateway import jobs, logs, retries, texts
 from gateway.api import auth
 from gateway.api.errors import PROBLEM_JSON, ProblemSchema
 from gateway.api.parsing import Blueprint
-from gateway.api.schemas import JobCreateSchema, JobListQuerySchema, JobPageSchema, JobSchema
+from gateway.api.schemas import (
+    IdempotencyHeaderSchema,
+    JobCreateSchema,
+    JobListQuerySchema,
+    JobPageSchema,
+    JobSchema,
+)
 from gateway.db import Database
 from gateway.errors import OverloadedError
-from gateway.jobs import JobSnapshot
+from gateway.idempotency import IdempotentRequest
+from gateway.jobs import Creation, JobSnapshot
 from gateway.services import get_services
 
 BUSY_RETRY_AFTER = 2  # seconds a client is asked to wait while the queues are full
@@ -55,31 +62,61 @@ class Jobs(MethodView):
             )
         return {"results": page.jobs, "next_cursor": page.next_cursor}
 
+    @blp.arguments(IdempotencyHeaderSchema, location="headers")
     @blp.arguments(JobCreateSchema)
-    @blp.response(201, JobSchema, headers={"Location": {"schema": {"type": "string"}}})
+    @blp.response(
+        201,
+        JobSchema,
+        headers={
+            "Location": {"schema": {"type": "string"}},
+            "Idempotent-Replayed": {
+                "description": "`true` when the answer replays an earlier create under the "
+                "same Idempotency-Key (the job is shown as it is now)",
+                "schema": {"type": "string", "enum": ["true"]},
+            },
+        },
+    )
+    @_problem(409, "A request under the same Idempotency-Key is still in progress (Retry-After)")
     @_problem(413, "Body larger than MAX_CONTENT_LENGTH")
     @_problem(415, "Content-Type is not application/json")
+    @_problem(422, "The Idempotency-Key was already used with a different body")
     @_problem(503, "Too many jobs waiting, or the database unreachable (see Retry-After)")
-    def post(self, body: dict[str, Any]) -> tuple[JobSnapshot, dict[str, str]]:
-        """Create a job and hand its pipeline to the workers; returns before any stage runs."""
+    def post(
+        self, headers: dict[str, Any], body: dict[str, Any]
+    ) -> tuple[JobSnapshot, dict[str, str]]:
+        """Create a job and hand its pipeline to the workers; returns before any stage runs.
+
+        With an `Idempotency-Key`, a retry with the same body answers with the job the first
+        request created, and creates nothing.
+        """
         pipeline = get_services().pipeline
         if not pipeline.has_room():
             raise OverloadedError(retry_after=BUSY_RETRY_AFTER)
+        fields: dict[str, Any] = {
+            "document_name": body["document_name"],
+            "document_type": body["document_type"],
+            "document_content": body["document_content"],
+            "stages": body["pipeline_config"]["stages"],
+            "providers": body["pipeline_config"].get("providers"),
+            "tenant": auth.tenant(),
+        }
+        key = headers.get("idempotency_key")
         with _database().session() as session:
-            job = jobs.create_job(
-                session,
-                document_name=body["document_name"],
-                document_type=body["document_type"],
-                document_content=body["document_content"],
-                stages=body["pipeline_config"]["stages"],
-                providers=body["pipeline_config"].get("providers"),
-                tenant=auth.tenant(),
-            )
+            if key is None:
+                creation = Creation(jobs.create_job(session, **fields), replayed=False)
+            else:
+                ttl = get_services().settings.idempotency_ttl
+                request = IdempotentRequest.of(key, body, ttl)
+                creation = jobs.create_job_once(session, request, **fields)
+        job = creation.job
         logs.bind(job_id=job.id)  # the request's lines from here on are about this job
+        location = {"Location": f"/api/jobs/{job.id}/"}
+        if creation.replayed:
+            return job, {**location, "Idempotent-Replayed": "true"}
         # After the commit nothing may fail the request: if the broker refuses the chain, the
         # job waits pending and the relay sends it.
         pipeline.start(job)
-        return job, {"Location": f"/api/jobs/{job.id}/"}
+        return job, location
 
 
 @blp.route("/<job_id>/")

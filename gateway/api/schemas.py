@@ -145,6 +145,30 @@ class JobCreateSchema(ma.Schema):
     pipeline_config = fields.Nested(PipelineConfigSchema, required=True)
 
 
+# What an Idempotency-Key may be: printable ASCII, as a header value can carry it safely.
+IDEMPOTENCY_KEY_PATTERN = "^[ -~]{1,255}$"
+
+
+class IdempotencyHeaderSchema(ma.Schema):
+    """The optional `Idempotency-Key` header of POST /api/jobs/ (other headers are ignored)."""
+
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    idempotency_key = fields.String(
+        data_key="Idempotency-Key",
+        validate=validate.Regexp(
+            IDEMPOTENCY_KEY_PATTERN, error="Must be 1 to 255 printable ASCII characters."
+        ),
+        metadata={
+            "description": "A key of the client's choosing (e.g. a UUID), 1 to 255 printable "
+            "ASCII characters. Retrying a create with the same key and body replays the first "
+            "answer instead of creating a second job; see docs/api.md.",
+            "example": "8e03978e-40d5-43e8-bc93-6894a57f9324",
+        },
+    )
+
+
 def _valid_cursor(token: str) -> None:
     try:
         decode_cursor(token)
