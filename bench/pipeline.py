@@ -41,8 +41,8 @@ from gateway.config import Settings
 from gateway.db import upgrade_schema
 from gateway.models import Job
 from gateway.services import get_services
-from providers.analysis import DefaultAnalyzer
-from providers.enrichment import DefaultEnricher
+from providers.analysis import SimulatedAnalyzer
+from providers.enrichment import SimulatedEnricher
 from providers.extraction import FastExtractor
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -51,8 +51,8 @@ SUBMITTERS = 8
 # The simulated latency of each stage, the same in both phases.
 LATENCIES = {
     "extraction": FastExtractor.latency,
-    "analysis": DefaultAnalyzer.latency,
-    "enrichment": DefaultEnricher.latency,
+    "analysis": SimulatedAnalyzer.latency,
+    "enrichment": SimulatedEnricher.latency,
 }
 DONE_KEY = "bench:bare:done"
 
@@ -242,6 +242,9 @@ def run(admin_url: str, count: int, pool: str, concurrency: int) -> int:
                 "WORKER_POOL": pool,
                 "WORKER_CONCURRENCY": str(concurrency),
                 "LOG_LEVEL": "WARNING",
+                # The simulated stages, whose latencies the bare chain sleeps as well.
+                "ANALYZER_PROVIDER": "simulated",
+                "ENRICHER_PROVIDER": "simulated",
             }
         )
         print(f"{count} three-stage jobs, then {count} bare chains", flush=True)

@@ -240,9 +240,17 @@ class Settings:
         doc="Extraction provider: `fast` or `slow`.",
         section="Pipeline",
     )
-    analyzer_provider: str = _env("ANALYZER_PROVIDER", default="default", doc="Analysis provider.")
+    analyzer_provider: str = _env(
+        "ANALYZER_PROVIDER",
+        default="default",
+        doc="Analysis provider: `default` (offline rules: entities, category, keywords; "
+        "docs/results.md) or `simulated` (the stand-in with simulated latency and failures).",
+    )
     enricher_provider: str = _env(
-        "ENRICHER_PROVIDER", default="default", doc="Enrichment provider."
+        "ENRICHER_PROVIDER",
+        default="default",
+        doc="Enrichment provider: `default` (normalised values, PII flags, redacted text, "
+        "summary; docs/results.md) or `simulated` (the stand-in).",
     )
     extra_provider_modules: str = _env(
         "EXTRA_PROVIDER_MODULES",

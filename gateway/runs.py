@@ -47,6 +47,12 @@ _PREVIOUS_OUTPUT = (
     .outerjoin(TEXTS, and_(TEXTS.c.job_id == RUNS.c.job_id, TEXTS.c.stage == RUNS.c.name))
     .where(RUNS.c.job_id == bindparam("job"), RUNS.c.position == bindparam("position") - 1)
 )
+# The document's text (the first stage's output), which the stages after the second also get.
+_DOCUMENT_TEXT = (
+    select(RUNS.c.result, TEXTS.c.text)
+    .outerjoin(TEXTS, and_(TEXTS.c.job_id == RUNS.c.job_id, TEXTS.c.stage == RUNS.c.name))
+    .where(RUNS.c.job_id == bindparam("job"), RUNS.c.position == 0)
+)
 _RETRY_JOB = job_update(_PROCESSING)
 _RETRY_RUN = runs_update(
     (StageStatus.STARTED,), error=bindparam("message"), failures=RUNS.c.failures + 1
@@ -78,6 +84,10 @@ _FAIL_RUN = runs_update(
 def start_stage(session: Session, job_id: str, stage: str) -> Any | None:
     """Begin an attempt of `stage` and return its input; None if the job or stage refuses.
 
+    The input is the document for the first stage and the previous stage's result for the
+    others; from the third stage on, that result also carries the document's extracted
+    `text` (enrichment redacts and summarises the text the analysis read).
+
     Refused when the job is no longer active or the stage already finished (a duplicate
     delivery); a stage left started (a redelivery, a database outage) starts again.
     """
@@ -92,11 +102,22 @@ def start_stage(session: Session, job_id: str, stage: str) -> Any | None:
         stage_input = previous.result
         if previous.text is not None:
             stage_input = texts.with_text(previous.result, previous.text)
+        if run.position > 1 and isinstance(stage_input, dict) and "text" not in stage_input:
+            stage_input = {**stage_input, "text": _document_text(session, job_id)}
     else:
         stage_input = execute(session, _DOCUMENT, job=job_id).scalar()
     session.commit()
     log.info("stage started", extra=_fields(job_id, stage, run.attempts))
     return stage_input
+
+
+def _document_text(session: Session, job_id: str) -> str:
+    """The text the first stage extracted, stored apart or inline ("" if it has none)."""
+    row = execute(session, _DOCUMENT_TEXT, job=job_id).one()
+    if row.text is not None:
+        return str(row.text)
+    text = row.result.get("text") if isinstance(row.result, dict) else None
+    return text if isinstance(text, str) else ""
 
 
 def unsent_rest(

@@ -55,3 +55,35 @@ class SimulatedProvider:
     def compute(self, data: Any) -> dict[str, Any]:
         """The provider's answer for `data`."""
         raise NotImplementedError
+
+
+class Deadline:
+    """The moment a provider call must be done by; `check` raises once it has passed."""
+
+    def __init__(self, timeout: float) -> None:
+        self.at = time.monotonic() + timeout
+
+    def check(self) -> None:
+        """Raise ProviderTimeoutError if the deadline has passed."""
+        if time.monotonic() > self.at:
+            raise ProviderTimeoutError("Provider timeout")
+
+
+class LocalProvider:
+    """A provider that computes on the worker itself, offline: no latency, no injected failures.
+
+    It takes the simulation knobs every provider is built with and ignores them. `compute`
+    checks its deadline between steps, so a call ends with ProviderTimeoutError soon after
+    `timeout` seconds.
+    """
+
+    def __init__(self, **_options: Any) -> None:
+        pass
+
+    def process(self, data: Any, *, timeout: float) -> dict[str, Any]:
+        """`compute(data)` within `timeout` seconds."""
+        return self.compute(data, Deadline(timeout))
+
+    def compute(self, data: Any, deadline: Deadline) -> dict[str, Any]:
+        """The provider's answer for `data`."""
+        raise NotImplementedError

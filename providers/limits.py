@@ -14,8 +14,14 @@ MAX_TEXT_LENGTH = 1_000_000
 # Findings kept per kind of entity (the first ones in the text), and the longest one kept.
 MAX_ENTITIES = 50
 MAX_ENTITY_LENGTH = 100
+# Candidates a rule may propose before overlaps are settled: a text full of look-alikes
+# (digits everywhere) costs no more than this many.
+MAX_FINDINGS = 5_000
 # Longest summary the enricher writes, in characters.
 MAX_SUMMARY_LENGTH = 500
+# Characters of redacted text the real enricher returns; a longer one is cut, and its result
+# says so with "redacted_truncated": true.
+MAX_REDACTED_LENGTH = 65_536
 
 
 def bounded_text(text: str) -> tuple[str, bool]:

@@ -62,6 +62,9 @@ def settings(postgres_url: str, redis_server: RedisServer) -> Settings:
         redis_url=redis_server.url(),
         events_stream=f"job_events:test:{uuid.uuid4().hex[:8]}",
         provider_latency_scale=0.0,
+        # The simulated analyzer and enricher: the fault tests need their failure knobs.
+        analyzer_provider="simulated",
+        enricher_provider="simulated",
         retry_backoff_base=0.0,
         stage_max_retries=2,
         worker_concurrency=4,

@@ -5,13 +5,13 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from providers.analysis import DefaultAnalyzer
+from providers.analysis import SimulatedAnalyzer
 from providers.base import ProviderError
 from providers.registry import register
 
 
 @register("analysis", "flaky-once")
-class FlakyOnceAnalyzer(DefaultAnalyzer):
+class FlakyOnceAnalyzer(SimulatedAnalyzer):
     """A real analyzer whose first call for each text fails, as a remote service that hiccups."""
 
     def __init__(self, **options: Any) -> None:

@@ -77,10 +77,10 @@ def test_a_failing_stage_publishes_its_retries_and_ends_with_failed(make_app, wo
     ]
     assert events[-1]["payload"] == {
         "stage": "analysis",
-        "error": "DefaultAnalyzer failed: provider unavailable",
+        "error": "SimulatedAnalyzer failed: provider unavailable",
     }
     retrying = events[4]["payload"]
-    assert retrying["error"] == "DefaultAnalyzer failed: provider unavailable"
+    assert retrying["error"] == "SimulatedAnalyzer failed: provider unavailable"
     assert isinstance(retrying["countdown"], (int, float))
 
 

@@ -15,7 +15,7 @@ import pytest
 from events import model as ev
 from gateway.jobs import JobSnapshot
 from gateway.services import get_services
-from providers.analysis import DefaultAnalyzer
+from providers.analysis import SimulatedAnalyzer
 from providers.registry import register
 from tasks.pipeline import build_chain
 from tests.factories import make_committed_job
@@ -35,7 +35,7 @@ from tests.support import (
 
 
 @register("analysis", "sleepy")
-class SleepyAnalyzer(DefaultAnalyzer):
+class SleepyAnalyzer(SimulatedAnalyzer):
     """The default analyzer, slowed to a steady second: time for a duplicate to arrive."""
 
     latency = (1.0, 1.0)

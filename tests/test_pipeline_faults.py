@@ -15,8 +15,8 @@ from events import model as ev
 from gateway import runs
 from gateway.services import get_services
 from providers import ProviderError
-from providers.analysis import DefaultAnalyzer
-from providers.enrichment import DefaultEnricher
+from providers.analysis import SimulatedAnalyzer
+from providers.enrichment import SimulatedEnricher
 from providers.registry import register
 from tasks.pipeline import build_chain
 from tests.factories import make_committed_job
@@ -33,7 +33,7 @@ from tests.support import (
 
 
 @register("analysis", "second-copy-fails-late")
-class SecondCopyFailsLateAnalyzer(DefaultAnalyzer):
+class SecondCopyFailsLateAnalyzer(SimulatedAnalyzer):
     """The first call for a text answers after 0.3 s; a later call (a duplicate's) fails after
     1.2 s, long after the first one's result was stored."""
 
@@ -54,7 +54,7 @@ class SecondCopyFailsLateAnalyzer(DefaultAnalyzer):
 
 
 @register("enrichment", "steady")
-class SteadyEnricher(DefaultEnricher):
+class SteadyEnricher(SimulatedEnricher):
     """The default enricher, taking a steady 2.5 s: the job stays processing meanwhile."""
 
     def process(self, data: Any, *, timeout: float) -> dict[str, Any]:

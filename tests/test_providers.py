@@ -11,9 +11,9 @@ import pytest
 import providers
 from gateway.errors import ConfigError
 from gateway.services import get_services
-from providers.analysis import DefaultAnalyzer
+from providers.analysis import SimulatedAnalyzer
 from providers.base import ProviderError, ProviderTimeoutError
-from providers.enrichment import DefaultEnricher
+from providers.enrichment import SimulatedEnricher
 from providers.extraction import FastExtractor, SlowExtractor
 from providers.registry import register
 from tests.factories import DOCUMENT, make_job
@@ -41,10 +41,10 @@ def test_extractors_normalise_the_text_and_count_it():
     assert SlowExtractor(latency_scale=0).process("a  b", timeout=1)["text"] == "a b"
 
 
-def test_the_analyzer_finds_people_contacts_identifiers_and_intent():
+def test_the_simulated_analyzer_finds_people_contacts_identifiers_and_intent():
     text = "I'm Jo Park. Refund please! Call +44 20 7946 0958 or jo@park.io, InvoiceNo: 88-1"
 
-    result = DefaultAnalyzer(latency_scale=0).process({"text": text}, timeout=1)
+    result = SimulatedAnalyzer(latency_scale=0).process({"text": text}, timeout=1)
 
     assert result["entities"] == {
         "people": ["Jo Park"],
@@ -56,18 +56,18 @@ def test_the_analyzer_finds_people_contacts_identifiers_and_intent():
     assert result["word_count"] == len(text.split())
 
 
-def test_the_analyzer_reads_the_seed_document():
-    result = DefaultAnalyzer(latency_scale=0).process({"text": DOCUMENT}, timeout=1)
+def test_the_simulated_analyzer_reads_the_seed_document():
+    result = SimulatedAnalyzer(latency_scale=0).process({"text": DOCUMENT}, timeout=1)
 
     assert result["entities"]["people"] == ["Gabriela"]
     assert result["entities"]["identifiers"] == [{"type": "SubscriptionID", "value": "2342"}]
     assert result["intent"] == "cancellation"
 
 
-def test_the_enricher_routes_by_intent_and_summarises_the_entities():
-    analysis = DefaultAnalyzer(latency_scale=0).process({"text": DOCUMENT}, timeout=1)
+def test_the_simulated_enricher_routes_by_intent_and_summarises_the_entities():
+    analysis = SimulatedAnalyzer(latency_scale=0).process({"text": DOCUMENT}, timeout=1)
 
-    result = DefaultEnricher(latency_scale=0).process(analysis, timeout=1)
+    result = SimulatedEnricher(latency_scale=0).process(analysis, timeout=1)
 
     assert result == {
         "priority": "high",
@@ -76,7 +76,7 @@ def test_the_enricher_routes_by_intent_and_summarises_the_entities():
         "entity_counts": {"people": 1, "emails": 0, "phone_numbers": 0, "identifiers": 1},
         "summary": "Gabriela — cancellation (SubscriptionID 2342)",
     }
-    plain = DefaultEnricher(latency_scale=0).process(
+    plain = SimulatedEnricher(latency_scale=0).process(
         {"entities": {}, "intent": "general"}, timeout=1
     )
     assert (plain["priority"], plain["routing_queue"], plain["summary"]) == (
@@ -101,13 +101,13 @@ def test_latency_scale_multiplies_the_simulated_latency():
 
 def test_failure_rate_is_the_share_of_calls_that_fail():
     def failures(rate: float, calls: int = 400) -> int:
-        provider = DefaultAnalyzer(latency_scale=0.0, failure_rate=rate, rng=random.Random(7))
+        provider = SimulatedAnalyzer(latency_scale=0.0, failure_rate=rate, rng=random.Random(7))
         failed = 0
         for _ in range(calls):
             try:
                 provider.process({"text": "hi"}, timeout=1)
             except ProviderError as exc:
-                assert str(exc) == "DefaultAnalyzer failed: provider unavailable"
+                assert str(exc) == "SimulatedAnalyzer failed: provider unavailable"
                 failed += 1
         return failed
 
@@ -129,8 +129,8 @@ def test_a_call_slower_than_its_timeout_gives_up_at_the_timeout():
 
 def test_the_registry_names_the_choices_of_each_stage():
     assert {"fast", "slow"} <= set(providers.available("extraction"))
-    assert "default" in providers.available("analysis")
-    assert "default" in providers.available("enrichment")
+    assert {"default", "simulated"} <= set(providers.available("analysis"))
+    assert {"default", "simulated"} <= set(providers.available("enrichment"))
     assert isinstance(providers.create("extraction", "slow"), SlowExtractor)
     with pytest.raises(KeyError, match=r"no analysis provider named 'gpt'; choices: .*default"):
         providers.create("analysis", "gpt")

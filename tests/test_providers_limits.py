@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from providers.analysis import DefaultAnalyzer
-from providers.enrichment import DefaultEnricher
+from providers.analysis import SimulatedAnalyzer
+from providers.enrichment import SimulatedEnricher
 from providers.extraction import FastExtractor, normalise
 from providers.limits import (
     MAX_ENTITIES,
@@ -38,7 +38,7 @@ def size(result: dict[str, Any]) -> int:
 
 
 def analysed(text: str) -> dict[str, Any]:
-    return DefaultAnalyzer(latency_scale=0).process({"text": text}, timeout=1)
+    return SimulatedAnalyzer(latency_scale=0).process({"text": text}, timeout=1)
 
 
 @pytest.mark.parametrize("char", ["a", "A", "1", "_", " ", ".", "@", "\n", "é", "\ufdfa", "😀"])
@@ -50,7 +50,7 @@ def test_a_megabyte_of_one_character_goes_through_every_stage_quickly(char):
     )
     analysis, analysis_time = timed(lambda: analysed(document))
     enrichment, enrichment_time = timed(
-        lambda: DefaultEnricher(latency_scale=0).process(analysis, timeout=1)
+        lambda: SimulatedEnricher(latency_scale=0).process(analysis, timeout=1)
     )
 
     assert max(extraction_time, analysis_time, enrichment_time) < SECONDS
@@ -115,7 +115,7 @@ def test_the_enricher_keeps_its_summary_short():
     identifiers = [{"type": "OrderNo", "value": str(n)} for n in range(10_000)]
     analysis = {"entities": {"identifiers": identifiers}, "intent": "purchase"}
 
-    enrichment = DefaultEnricher(latency_scale=0).process(analysis, timeout=1)
+    enrichment = SimulatedEnricher(latency_scale=0).process(analysis, timeout=1)
 
     assert len(enrichment["summary"]) == MAX_SUMMARY_LENGTH
     assert enrichment["summary"].startswith("A customer — purchase (OrderNo 0, OrderNo 1")
@@ -138,7 +138,7 @@ def test_no_repeated_pattern_makes_a_stage_slow(unit):
 def test_any_text_goes_through_every_stage_with_a_bounded_output(text):
     extraction = FastExtractor(latency_scale=0).process(text, timeout=1)
     analysis = analysed(text)
-    DefaultEnricher(latency_scale=0).process(analysis, timeout=1)
+    SimulatedEnricher(latency_scale=0).process(analysis, timeout=1)
 
     assert utf8_size(extraction["text"]) <= utf8_size(text)
     for found in analysis["entities"].values():

@@ -1,0 +1,172 @@
+"""Words the rules look for, per language (ISO 639-1: en, de, fr, es)."""
+
+from __future__ import annotations
+
+LANGUAGES = ("en", "de", "fr", "es")
+
+
+def _words(text: str) -> frozenset[str]:
+    """The whitespace-separated words of `text`."""
+    return frozenset(text.split())
+
+
+def _phrases(text: str) -> tuple[str, ...]:
+    """The comma-separated phrases of `text`, stripped."""
+    return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+# Month names and their usual abbreviations, lowercased, to the month number.
+MONTHS: dict[str, int] = {}
+for _number, _names in enumerate(
+    (
+        "january jan janvier janv januar jän enero ene",
+        "february feb février fevrier févr fevr februar feber febrero",
+        "march mar mars märz maerz mär marzo",
+        "april apr avril avr abril abr",
+        "may mai mayo",
+        "june jun juin juni junio",
+        "july jul juillet juil juli julio",
+        "august aug août aout agosto ago",
+        "september sep sept septembre setiembre septiembre",
+        "october oct octobre oktober okt octubre",
+        "november nov novembre noviembre",
+        "december dec décembre decembre dezember dez diciembre dic",
+    ),
+    start=1,
+):
+    for _name in _names.split():
+        MONTHS[_name] = _number
+
+# Phone numbers are read as written in these countries first (then only with a country code).
+PHONE_REGIONS = {"en": ("US", "GB"), "de": ("DE", "AT", "CH"), "fr": ("FR", "BE"), "es": ("ES",)}
+
+# Words that announce a phone number within a few characters.
+PHONE_CUES = _phrases(
+    """
+    tel, phone, call, mobile, cell, fax, hotline, whatsapp, sms,
+    telefon, handy, mobil, rufnummer, anrufen, erreichbar,
+    tél, téléphone, telephone, portable, appeler, appelez, joindre,
+    teléfono, telefono, móvil, movil, llamar, llame, llámenos, celular,
+    """
+)
+
+# Labels that introduce a reference number, lowercased; the number follows within a few
+# characters ("Kundennummer K-448210", "Invoice no.: 2024-17", "N° de commande 88812").
+IDENTIFIER_LABELS = _phrases(
+    """
+    id, ref, reference, ticket, case, order, invoice, contract, policy,
+    account number, account no, account id, customer, customer number, customer no,
+    customer id, client id, member, membership, subscription, subscription id,
+    subscriptionid, booking, reservation, tracking, claim, serial, serial number,
+    license, licence, request, quote, quotation, purchase order, po, shipment,
+    number, no, nr, #,
+    kundennummer, kundennr, kunden-nr, rechnungsnummer, rechnungsnr, rechnung,
+    rechnungs-nr, vertragsnummer, vertragsnr, vertrag, bestellnummer, bestellnr,
+    bestellung, auftragsnummer, auftragsnr, auftrag, aktenzeichen, az,
+    vorgangsnummer, vorgang, ticketnummer, referenz, referenznummer, mitgliedsnummer,
+    versicherungsnummer, policennummer, sendungsnummer, zählernummer, buchungsnummer,
+    angebotsnummer, angebot, mandatsreferenz, nummer,
+    numéro, numero, n°, no., référence, reference client, dossier, facture,
+    commande, contrat, client, abonnement, abonné, adhérent, devis, réservation,
+    sinistre, colis, suivi,
+    número, nº, n.º, núm, referencia, factura, pedido, contrato, cliente,
+    expediente, póliza, poliza, suscripción, suscripcion, reserva, incidencia,
+    solicitud, presupuesto, socio, envío, envio, localizador,
+    """
+)
+
+# Words before a name that make it a person's, matched case-insensitively: greetings,
+# introductions, salutations written out.
+PERSON_CUES = _phrases(
+    """
+    dear, hi, hello, hey, my name is, i am, i'm, this is, attn, attention, signed,
+    spoke with, speak to, talked to, assigned to, colleague,
+    liebe, lieber, hallo, sehr geehrte, sehr geehrter, mein name ist, ich bin, z. hd., z.hd.,
+    zu händen, kollege, kollegin,
+    cher, chère, bonjour, bonsoir, salut, je m'appelle, je suis, mon nom est, collègue,
+    estimado, estimada, querido, querida, hola, me llamo, mi nombre es, soy, compañero, compañera,
+    """
+)
+
+# Titles written before a name, matched as written (a trailing dot is optional, "M." needs it).
+TITLES = _phrases(
+    """
+    Mr, Mrs, Ms, Miss, Mx, Dr, Prof, Sir, Madam, Herr, Herrn, Frau, Fr, Hr, Dipl.-Ing, Mag,
+    M., Mme, Mlle, Monsieur, Madame, Mademoiselle, Me, Maître, Pr,
+    Sr, Sra, Srta, Don, Doña, Dña, Señor, Señora, Señorita, Lic, Ing, Dra,
+    """
+)
+
+# Field labels whose value, after a colon, is a person's name ("From: Anna Weber <…>").
+PERSON_FIELDS = _phrases(
+    """
+    from, to, cc, sender, name, full name, contact, contact person, customer, account holder,
+    signed by, requested by, reported by, agent, employee,
+    von, an, absender, empfänger, name, ansprechpartner, ansprechpartnerin, kontakt, kunde,
+    kundin, kontoinhaber, kontoinhaberin, sachbearbeiter, sachbearbeiterin, bearbeiter,
+    de, à, expéditeur, destinataire, nom, nom complet, contact, interlocuteur, client, cliente,
+    titulaire, conseiller, conseillère,
+    de, para, remitente, destinatario, nombre, nombre completo, contacto, persona de contacto,
+    cliente, titular, asesor, asesora, agente,
+    """
+)
+
+# Lines that close a letter; the name usually follows on the next lines.
+CLOSINGS = _phrases(
+    """
+    best regards, kind regards, regards, best wishes, sincerely, yours sincerely,
+    yours faithfully, yours truly, thanks, thank you, many thanks, cheers, best,
+    warm regards, all the best,
+    mit freundlichen grüßen, mit freundlichen grüssen, freundliche grüße, viele grüße,
+    beste grüße, liebe grüße, herzliche grüße, grüße, gruß, mfg, danke,
+    cordialement, bien cordialement, bien à vous, salutations, sincères salutations,
+    meilleures salutations, merci, à bientôt, veuillez agréer,
+    atentamente, saludos, un saludo, saludos cordiales, cordialmente, muchas gracias,
+    gracias, un abrazo, reciba un cordial saludo,
+    """
+)
+
+# Capitalised words that are not names: roles, organisations, document words, places of
+# a letterhead. Lowercased; a candidate name made of one of these is dropped.
+NOT_NAMES = _words(
+    """
+    team support service services customer customers client sales billing account accounts
+    department office management manager director admin administrator desk help helpdesk
+    company group inc ltd llc gmbh ag kg se sa sas sarl sl slu bv plc co corp corporation
+    invoice order contract subscription payment delivery ticket case reference hotline
+    monday tuesday wednesday thursday friday saturday sunday today tomorrow yesterday
+    january february march april may june july august september october november december
+    dear hello hi thanks thank regards best kind sincerely please the a an and or of for to
+    kundenservice kundendienst kundenbetreuung vertrieb buchhaltung abteilung geschäftsführung
+    rechnung vertrag bestellung kunde kundin herr frau damen herren sehr geehrte geehrter
+    montag dienstag mittwoch donnerstag freitag samstag sonntag januar februar märz mai juni
+    juli oktober dezember grüße gruß freundlichen vielen dank bitte ihr ihre ihnen wir uns
+    service-team support-team team-leiter leitung
+    équipe service clientèle clients facture commande contrat abonnement madame monsieur
+    lundi mardi mercredi jeudi vendredi samedi dimanche janvier février avril juin juillet
+    août septembre octobre novembre décembre bonjour merci cordialement salutations
+    equipo atención cliente clientes factura pedido contrato suscripción departamento
+    lunes martes miércoles jueves viernes sábado domingo enero febrero marzo abril mayo
+    junio julio agosto septiembre octubre noviembre diciembre hola gracias saludos atentamente
+    estimado estimada señor señora usted
+    street road avenue strasse straße str platz weg allee rue avenue boulevard calle avenida
+    plaza paseo berlin munich münchen hamburg paris lyon madrid barcelona london
+    new york iban bic swift vat ust mwst tva iva email e-mail phone tel fax www http https
+    pdf docx html
+    """
+)
+
+# Particles inside names ("Ludwig van Beethoven", "María de la Cruz").
+NAME_PARTICLES = _words("van von der den de del della la le du da di dos das y")
+
+# Courtesy words of letters, no keywords of what a letter is about.
+LETTER_WORDS = _words(
+    """
+    hello dear thanks thank regards best kind sincerely please would like kindly
+    hallo liebe lieber sehr geehrte geehrter damen herren bitte danke vielen grüße gruß
+    freundlichen freundliche beste anbei
+    bonjour bonsoir merci cordialement salutations madame monsieur cher chère veuillez
+    agréer souhaite
+    hola gracias saludos atentamente estimado estimada señor señora quisiera cordial
+    """
+)
