@@ -37,6 +37,7 @@ def assert_unauthorized(response, error: str | None):
         ("post", "/api/jobs/"),
         ("get", "/api/jobs/00000000-0000-0000-0000-000000000000/"),
         ("get", "/api/jobs/00000000-0000-0000-0000-000000000000/text"),
+        ("get", "/api/jobs/00000000-0000-0000-0000-000000000000/events/"),
         ("post", "/api/jobs/00000000-0000-0000-0000-000000000000/cancel/"),
         ("post", "/api/jobs/00000000-0000-0000-0000-000000000000/retry/"),
     ],

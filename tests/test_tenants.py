@@ -52,6 +52,7 @@ def create(app, headers, **overrides) -> dict[str, Any]:
     [
         ("get", "/api/jobs/{}/"),
         ("get", "/api/jobs/{}/text/"),
+        ("get", "/api/jobs/{}/events/"),
         ("post", "/api/jobs/{}/cancel/"),
         ("post", "/api/jobs/{}/retry/"),
     ],
@@ -203,3 +204,15 @@ def test_an_event_without_a_tenant_field_still_parses():
     assert fields["tenant_id"] == ""
     del fields["tenant_id"]
     assert Event.from_fields(fields).tenant_id is None
+
+
+def test_a_tenant_follows_its_own_job_live_and_no_other(keyed, acme, globex):
+    job = create(keyed, acme)
+    client = keyed.test_client()
+    client.post(f"/api/jobs/{job['id']}/cancel/", headers=acme)  # finished: the stream ends
+
+    own = client.get(f"/api/jobs/{job['id']}/events/", headers=acme)
+    assert own.status_code == 200 and own.mimetype == "text/event-stream"
+    assert "event: snapshot" in own.get_data(as_text=True)
+    assert client.get(f"/api/jobs/{job['id']}/events/", headers=globex).status_code == 404
+    assert client.get(f"/api/jobs/{job['id']}/events/").status_code == 401

@@ -25,6 +25,7 @@ from flask import Flask, Response, current_app, request
 
 from events.model import TERMINAL_TYPES
 from gateway import jobs
+from gateway.api import auth
 from gateway.api.errors import PROBLEM_JSON, ProblemSchema
 from gateway.api.parsing import Blueprint
 from gateway.api.schemas import JobSchema
@@ -40,6 +41,7 @@ RETRY_AFTER = 5
 FINISHED = ("completed", "failed", "cancelled")
 
 blp = Blueprint("live", __name__, url_prefix="/api/jobs", description="Live job events (SSE)")
+blp.before_request(auth.authenticate)
 
 
 class LiveStreams:
@@ -129,7 +131,7 @@ def events(job_id: str) -> Response:
     services = get_services()
     streams = live_streams()
     with services.database.reader() as session:
-        jobs.get_job(session, job_id)  # 404 before any slot is taken
+        jobs.get_job(session, job_id, auth.tenant())  # 404 before any slot is taken
     release = streams.acquire()
     try:
         feed, snapshot = _start(streams, services.settings.events_stream, job_id)
@@ -161,7 +163,7 @@ def _start(streams: LiveStreams, stream: str, job_id: str) -> tuple[JobFeed, Any
             "The event stream is unavailable; try again later.", RETRY_AFTER
         ) from None
     with get_services().database.reader() as session:
-        return feed, JobSchema().dump(jobs.get_job(session, job_id))
+        return feed, JobSchema().dump(jobs.get_job(session, job_id, auth.tenant()))
 
 
 def _stream(streams: LiveStreams, feed: JobFeed, snapshot: Any) -> Iterator[str]:
