@@ -40,7 +40,8 @@ lint: $(STAMP) ## Ruff (lint and format check), mypy, and the import layers (imp
 docs: $(STAMP) ## Regenerate docs/configuration.md's tables and .env.example from gateway/config.py
 	$(BIN)/python -m gateway.config_docs
 
-bench: $(STAMP) ## Benchmarks: list cost against table size, pipeline throughput, whole-system load
+bench: $(STAMP) ## Benchmarks: entity quality on the corpus, list cost, pipeline throughput, load
+	$(BIN)/python -m bench.quality
 	$(BIN)/python -m bench.list_jobs
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.load

@@ -102,7 +102,7 @@ class RuleAnalyzer(LocalProvider):
             find_urls,
             find_ibans,
             lambda t: find_dates(t, language),
-            find_amounts,
+            lambda t: find_amounts(t, language),
             lambda t: find_phones(t, language),
             find_identifiers,
             find_people,

@@ -31,6 +31,9 @@ def texts(text: str, spans) -> list[str]:
         ("fr", "le 1er mai 2024", "1er mai 2024", "2024-05-01"),
         ("en", "logged 2024-11-05 at 10:00", "2024-11-05", "2024-11-05"),
         ("es", "en marzo de 2025 cerramos", "marzo de 2025", "2025-03"),
+        ("en", "meeting on 03/21/2024.", "03/21/2024", "2024-03-21"),
+        ("fr", "livré le 6 février.", "6 février", "--02-06"),
+        ("de", "seit 3. Sept. 2024 offen", "3. Sept. 2024", "2024-09-03"),
     ],
 )
 def test_dates_are_found_and_written_in_iso_8601(language, text, found, iso):
@@ -46,25 +49,30 @@ def test_numbers_that_are_no_date_are_not_dates(text):
 
 
 @pytest.mark.parametrize(
-    ("text", "found", "value", "currency"),
+    ("language", "text", "found", "value", "currency"),
     [
-        ("Gesamt: 1.249,90 EUR inkl. MwSt.", "1.249,90 EUR", "1249.90", "EUR"),
-        ("You were charged $1,188.00 twice.", "$1,188.00", "1188.00", "USD"),
-        ("montant de 249,90 € TTC", "249,90 €", "249.90", "EUR"),
-        ("un cargo de 1 249,90 € en mayo", "1 249,90 €", "1249.90", "EUR"),
-        ("a fee of GBP 45 applies", "GBP 45", "45.00", "GBP"),
-        ("nur 12,- Euro im Monat", "12,- Euro", "12.00", "EUR"),
-        ("CHF 1'200.50 offen", "CHF 1'200.50", "1200.50", "CHF"),
-        ("unos 30 euros más", "30 euros", "30.00", "EUR"),
+        ("de", "Gesamt: 1.249,90 EUR inkl. MwSt.", "1.249,90 EUR", "1249.90", "EUR"),
+        ("en", "You were charged $1,188.00 twice.", "$1,188.00", "1188.00", "USD"),
+        ("fr", "montant de 249,90 € TTC", "249,90 €", "249.90", "EUR"),
+        ("fr", "un total de 1 249,90 € en mai", "1 249,90 €", "1249.90", "EUR"),
+        ("es", "un cargo de 1\u00a0249,90 € en mayo", "1\u00a0249,90 €", "1249.90", "EUR"),
+        ("en", "a fee of GBP 45 applies", "GBP 45", "45.00", "GBP"),
+        ("de", "nur 12,- Euro im Monat", "12,- Euro", "12.00", "EUR"),
+        ("de", "CHF 1'200.50 offen", "CHF 1'200.50", "1200.50", "CHF"),
+        ("es", "unos 30 euros más", "30 euros", "30.00", "EUR"),
+        ("de", "Menge 1 780,00 € gesamt", "780,00 €", "780.00", "EUR"),
     ],
 )
-def test_amounts_get_a_decimal_value_and_an_iso_4217_currency(text, found, value, currency):
-    assert texts(text, find_amounts(text)) == [found]
+def test_amounts_get_a_decimal_value_and_an_iso_4217_currency(
+    language, text, found, value, currency
+):
+    assert texts(text, find_amounts(text, language)) == [found]
     assert amount(found) == (value, currency)
 
 
 def test_numbers_without_a_currency_are_no_amounts():
-    assert texts("We sold 1,188 units in 2024", find_amounts("We sold 1,188 units in 2024")) == []
+    text = "We sold 1,188 units in 2024"
+    assert texts(text, find_amounts(text, "en")) == []
 
 
 @pytest.mark.parametrize(
@@ -78,6 +86,9 @@ def test_numbers_without_a_currency_are_no_amounts():
         ("see ticket #48213 please", [("48213", "ticket")]),
         ("Invoice no.: 2024-17 is due", [("2024-17", "Invoice")]),
         ("quoting TCK-5521 in the subject", [("TCK-5521", None)]),
+        ("My SubscriptionID is 2342.", [("2342", "SubscriptionID")]),
+        ("Mon numéro de client est le 5510293.", [("5510293", "client")]),
+        ("**Vertragsnummer:** 30078815", [("30078815", "Vertragsnummer")]),
     ],
 )
 def test_reference_numbers_are_found_after_their_label_or_by_their_shape(text, codes):
@@ -125,6 +136,20 @@ def test_phones_are_found_per_language_and_written_in_e164(language, text, found
     assert phone_number(found, language) == {"e164": e164, "region": region, "valid": True}
 
 
+def test_a_labelled_reference_with_separators_is_no_phone_but_an_announced_number_is():
+    text = "Rechnung Nr. 2024-1187 vom Januar; Telefonnummer: 030 1234567"
+    found = resolve([*find_identifiers(text), *find_phones(text, "de")])
+    assert [(s.type, text[s.start : s.end]) for s in found] == [
+        ("IDENTIFIER", "2024-1187"),
+        ("PHONE", "030 1234567"),
+    ]
+
+
+def test_a_bracket_before_a_phone_is_prose():
+    text = "sur mon portable (06 98 76 54 32)."
+    assert texts(text, find_phones(text, "fr")) == ["06 98 76 54 32"]
+
+
 def test_digits_inside_codes_and_bare_runs_of_digits_are_no_phones():
     text = "Rechnung INV-2024-0042, Kundennummer 44821077, Betrag 1.249,90 EUR"
     assert texts(text, find_phones(text, "de")) == []
@@ -140,7 +165,19 @@ def test_digits_inside_codes_and_bare_runs_of_digits_are_no_phones():
         ("From: Lukas Weber <lukas@example.com>", ["Lukas Weber"]),
         ("Mit freundlichen Grüßen\n\nThomas Becker\nKundenservice", ["Thomas Becker"]),
         ("Best regards, John Smith", ["John Smith"]),
+        ("**Reported by:** Priya Raman (priya@x.io)", ["Priya Raman"]),
+        ("1. Roll back on errors (owner: Daniel Kim).", ["Daniel Kim"]),
+        (
+            "Attendees: Rachel Adams, Kevin O'Brien, and Sofia Marquez from Acme.",
+            ["Rachel Adams", "Kevin O'Brien", "Sofia Marquez"],
+        ),
+        (
+            "Asistentes: Raúl Jiménez, Elena Castro y Diego Herrera.",
+            ["Raúl Jiménez", "Elena Castro", "Diego Herrera"],
+        ),
+        ("Herrn\nMarkus Brandt\nLindenweg 4", ["Markus Brandt"]),
         ("Dear Customer Service team, hello Team!", []),
+        ("Dear Sir or Madam, Liebe Kolleginnen und Kollegen,", []),
         ("Sehr geehrte Damen und Herren, ich bin Kunde seit 2019.", []),
     ],
 )

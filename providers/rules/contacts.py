@@ -10,7 +10,7 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 from providers.rules.lexicon import PHONE_CUES, PHONE_REGIONS
-from providers.rules.spans import Span, alternation
+from providers.rules.spans import Span, alternation, rank
 
 # A candidate starts where no address character precedes it, so a long run is scanned once.
 _EMAIL = re.compile(r"(?<![\w.+%-])[\w.+%-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,8}")
@@ -76,9 +76,14 @@ def find_phones(text: str, language: str | None) -> Iterator[Span]:
                 written = raw[0] in "+(" or raw.startswith("00")
                 announced = bool(_PHONE_CUE.search(text[max(0, start - 30) : start]))
                 grouped = phonenumbers.is_valid_number(match.number) and bool(re.search(r"\D", raw))
-                if written or announced or grouped:
+                if raw.startswith("(") and ")" not in raw:  # "(06 98 …)": the bracket is prose
+                    start, raw = start + 1, raw[1:]
+                if written or announced:
                     seen.add((start, end))
                     yield Span("PHONE", start, end)
+                elif grouped:  # a labelled identifier is surer ("Rechnung Nr. 2024-1187")
+                    seen.add((start, end))
+                    yield Span("PHONE", start, end, rank=rank("PHONE", 0.6))
 
 
 def _inside_code(text: str, start: int, end: int) -> bool:

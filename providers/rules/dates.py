@@ -8,7 +8,9 @@ from collections.abc import Iterator
 from providers.rules.lexicon import MONTHS
 from providers.rules.spans import Span
 
-_MONTH = rf"(?P<month>{'|'.join(sorted(MONTHS, key=len, reverse=True))})\.?"
+# An abbreviation's dot belongs to the date when a number follows ("févr. 2024"), not when it
+# ends the sentence ("le 6 février.").
+_MONTH = rf"(?P<month>{'|'.join(sorted(MONTHS, key=len, reverse=True))})(?:\.(?=\s*\d))?"
 _DAY = r"(?P<day>[0-3]?\d)(?:\.|st|nd|rd|th|er|º|°)?"
 _YEAR = r"(?P<year>(?:19|20)\d\d)"
 _PATTERNS = (
@@ -16,7 +18,7 @@ _PATTERNS = (
     re.compile(r"(?<![\d.-])(?P<year>(?:19|20)\d\d)-(?P<month>[01]?\d)-(?P<day>[0-3]?\d)(?![\d-])"),
     # 20.03.2024, 20/03/24, 02/16/2024 (order decided by the values, then the language)
     re.compile(
-        r"(?<![\d./-])(?P<a>[0-3]?\d)(?P<sep>[./-])(?P<b>[01]?\d)(?P=sep)"
+        r"(?<![\d./-])(?P<a>[0-3]?\d)(?P<sep>[./-])(?P<b>[0-3]?\d)(?P=sep)"
         r"(?P<year>(?:19|20)?\d\d)(?![\d]|[./-]\d)"
     ),
     # 20. März 2024, 12 avril 2024, 1 de junio de 2024, 3rd of May 2024, 1er mai 2024

@@ -101,13 +101,25 @@ TITLES = _phrases(
 PERSON_FIELDS = _phrases(
     """
     from, to, cc, sender, name, full name, contact, contact person, customer, account holder,
-    signed by, requested by, reported by, agent, employee,
+    signed by, requested by, reported by, agent, employee, owner, author, assignee, assigned to,
+    prepared by, approved by, manager, attn,
     von, an, absender, empfänger, name, ansprechpartner, ansprechpartnerin, kontakt, kunde,
     kundin, kontoinhaber, kontoinhaberin, sachbearbeiter, sachbearbeiterin, bearbeiter,
+    verantwortlich, autor, autorin, gemeldet von, erstellt von, zuständig,
     de, à, expéditeur, destinataire, nom, nom complet, contact, interlocuteur, client, cliente,
-    titulaire, conseiller, conseillère,
+    titulaire, conseiller, conseillère, signalé par, responsable, auteur, rédigé par,
     de, para, remitente, destinatario, nombre, nombre completo, contacto, persona de contacto,
-    cliente, titular, asesor, asesora, agente,
+    cliente, titular, asesor, asesora, agente, responsable, autor, autora, reportado por,
+    """
+)
+
+# Labels of a list of people, such as the attendees of a meeting.
+PEOPLE_LISTS = _phrases(
+    """
+    attendees, participants, present, people present, invited, invitees, cc,
+    teilnehmer, teilnehmende, teilnehmerinnen, anwesend, anwesende, verteiler,
+    présents, présentes, participants, participantes, invités, excusés,
+    asistentes, participantes, presentes, invitados, asistieron,
     """
 )
 
@@ -137,6 +149,10 @@ NOT_NAMES = _words(
     monday tuesday wednesday thursday friday saturday sunday today tomorrow yesterday
     january february march april may june july august september october november december
     dear hello hi thanks thank regards best kind sincerely please the a an and or of for to
+    sir madam sirs colleagues everyone all friends members neighbours neighbors folks guys
+    kolleginnen kollegen freunde mitglieder nachbarn leute zusammen alle
+    collègues amis membres voisins tous toutes chers chères
+    compañeros amigos miembros vecinos todos todas señores
     kundenservice kundendienst kundenbetreuung vertrieb buchhaltung abteilung geschäftsführung
     rechnung vertrag bestellung kunde kundin herr frau damen herren sehr geehrte geehrter
     montag dienstag mittwoch donnerstag freitag samstag sonntag januar februar märz mai juni

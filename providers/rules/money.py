@@ -20,27 +20,41 @@ CURRENCIES = {
 _SIGN = r"(?:US\$|C\$|A\$|[$€£¥])"
 _CODE = r"(?:EUR|USD|GBP|CHF|JPY|CAD|AUD|MXN|SEK|NOK|DKK|PLN|CZK)"
 _WORD = r"(?i:euros?|dollars?|dólares|pounds?|sfr)"
-# 1.249,90 / 1,188.00 / 1 249,90 / 1249.9 / 12,- : groups of three after the first group.
-_NUMBER = r"\d{1,3}(?:[.,\u00a0\u202f '\u2019]\d{3})+(?:[.,]\d{1,2})?(?:,-|,\u2013)?|\d+(?:[.,]\d{1,2})?(?:,-|,\u2013)?"
-_AMOUNT = re.compile(
-    rf"(?<![\w.,])(?:"
-    rf"(?P<pre>{_SIGN}|{_CODE})\s?-?(?P<n1>{_NUMBER})"
-    rf"|(?P<n2>{_NUMBER})\s?(?P<post>{_SIGN}|{_CODE}|{_WORD})"
-    rf")(?![\w$€£¥])"
-)
+# 1.249,90 / 1,188.00 / 1 249,90 / 1'200.50 / 1249.9 / 12,- : groups of three after the first.
+# A plain space separates thousands in French only: elsewhere "1 780,00 €" is more likely a
+# quantity and a price whose column gap the extraction made one space.
+_GROUPS = {False: "[.,\u00a0\u202f'\u2019]", True: "[.,\u00a0\u202f '\u2019]"}
+
+
+def _amount_pattern(spaced: bool) -> re.Pattern[str]:
+    number = (
+        rf"\d{{1,3}}(?:{_GROUPS[spaced]}\d{{3}})+(?:[.,]\d{{1,2}})?(?:,-|,\u2013)?"
+        r"|\d+(?:[.,]\d{1,2})?(?:,-|,\u2013)?"
+    )
+    return re.compile(
+        rf"(?<![\w.,])(?:"
+        rf"(?P<pre>{_SIGN}|{_CODE})\s?-?(?P<n1>{number})"
+        rf"|(?P<n2>{number})\s?(?P<post>{_SIGN}|{_CODE}|{_WORD})"
+        rf")(?![\w$€£¥])"
+    )
+
+
+_AMOUNT = _amount_pattern(spaced=False)
+_SPACED_AMOUNT = _amount_pattern(spaced=True)
 _SPACES = "\u00a0\u202f '\u2019"
 
 
-def find_amounts(text: str) -> Iterator[Span]:
+def find_amounts(text: str, language: str | None) -> Iterator[Span]:
     """Numbers with a currency sign, code or word before or after them."""
-    for match in _AMOUNT.finditer(text):
+    pattern = _SPACED_AMOUNT if language == "fr" else _AMOUNT
+    for match in pattern.finditer(text):
         if amount(match[0]) is not None:
             yield Span("MONEY", match.start(), match.end())
 
 
 def amount(text: str) -> tuple[str, str] | None:
     """The decimal value (as a string, e.g. "1249.90") and ISO 4217 code of an amount."""
-    match = _AMOUNT.fullmatch(text.strip())
+    match = _SPACED_AMOUNT.fullmatch(text.strip())
     if match is None:
         return None
     number = match["n1"] or match["n2"]

@@ -14,6 +14,7 @@ from providers.rules.lexicon import (
     CLOSINGS,
     NAME_PARTICLES,
     NOT_NAMES,
+    PEOPLE_LISTS,
     PERSON_CUES,
     PERSON_FIELDS,
     TITLES,
@@ -22,18 +23,32 @@ from providers.rules.spans import Span, alternation
 
 _UPPER = "A-ZÀ-ÖØ-ÞĀ-Ž"
 _LOWER = "a-zß-öø-ÿā-ž"
-_TOKEN = rf"[{_UPPER}][{_LOWER}]+(?:['\u2019-][{_UPPER}][{_LOWER}]+)?"
+# "Anna", "Jean-Pierre", "O'Brien", "McKenzie"
+_TOKEN = rf"(?:[{_UPPER}]['\u2019])?[{_UPPER}][{_LOWER}]+(?:['\u2019-]?[{_UPPER}][{_LOWER}]+)?"
 _PARTICLES = "|".join(sorted(NAME_PARTICLES, key=len, reverse=True))
 _NAME = rf"(?P<name>{_TOKEN}(?:[ \t]+(?:(?:{_PARTICLES})[ \t]+){{0,2}}(?:[{_UPPER}]\.[ \t]+)?{_TOKEN}){{0,3}})"
-_TITLE = rf"(?:{alternation(TITLES)})(?:\.|(?=[ \t]))"
+_TITLE = rf"(?:{alternation(TITLES)})(?:\.|(?=\s))"
 _TITLES = rf"(?:[ \t]*{_TITLE})*[ \t]*"
 _CUED = re.compile(
     rf"(?:(?<![\w.])(?i:{alternation(PERSON_CUES)})[ \t]*,?|(?<![\w.]){_TITLE}){_TITLES}{_NAME}(?!\w)"
 )
+# Markup around a field's label: "**Reported by:** …", "- Kunde: …", "(owner: …)".
+_MARKUP = r"[ \t]*(?:[*_#>|-]+[ \t]*)*"
 _FIELD = re.compile(
-    rf"^[ \t]*(?i:{alternation(PERSON_FIELDS)})[ \t]*:[ \t]*{_TITLES}{_NAME}[ \t]*(?:<|\(|,|$)",
+    rf"(?:^|\()({_MARKUP})(?i:{alternation(PERSON_FIELDS)})[ \t]*:[*_]*[ \t]*{_TITLES}{_NAME}"
+    rf"[ \t]*(?:<|\(|\)|,|;|$)",
     re.MULTILINE,
 )
+# A list of people after a label: "Attendees: Rachel Adams, Kevin O'Brien and Sofia Marquez".
+_LIST = re.compile(
+    rf"^{_MARKUP}(?i:{alternation(PEOPLE_LISTS)})[ \t]*:[*_]*[ \t]*(?P<list>[^\n]{{1,300}})$",
+    re.MULTILINE,
+)
+_LIST_SEPARATOR = re.compile(r",?[ \t]+(?:and|und|et|y|e)[ \t]+|,[ \t]*|[ \t]*;[ \t]*")
+_LIST_NAME = re.compile(rf"{_TITLES}{_NAME}")
+# A title alone on its line, the name on the next: the address block of a letter ("Herrn\n
+# Markus Brandt").
+_ADDRESSEE = re.compile(rf"^[ \t]*{_TITLE}[ \t]*\n[ \t]*{_NAME}[ \t]*$", re.MULTILINE)
 _CLOSING = re.compile(
     rf"^[ \t]*(?i:{alternation(CLOSINGS)})[ \t]*[,.!]?[ \t]*(?:\n[ \t]*)+{_TITLES}{_NAME}[ \t]*,?$",
     re.MULTILINE,
@@ -46,13 +61,29 @@ _CLOSING_INLINE = re.compile(
 def find_people(text: str) -> Iterator[Span]:
     """Names found by their cues, then their other mentions in the text."""
     found: dict[str, Span] = {}
-    for pattern in (_CUED, _FIELD, _CLOSING, _CLOSING_INLINE):
+    for pattern in (_CUED, _FIELD, _CLOSING, _CLOSING_INLINE, _ADDRESSEE):
         for match in pattern.finditer(text):
             start, name = _trimmed(match.start("name"), match["name"])
             if name:
                 found.setdefault(f"{start}", Span("PERSON", start, start + len(name)))
+    for match in _LIST.finditer(text):
+        for start, name in _listed(match.start("list"), match["list"]):
+            found.setdefault(f"{start}", Span("PERSON", start, start + len(name)))
     yield from found.values()
     yield from _mentions(text, {text[s.start : s.end] for s in found.values()})
+
+
+def _listed(start: int, items: str) -> Iterator[tuple[int, str]]:
+    """The names that begin the items of a list, with their offsets."""
+    position = 0
+    for separator in [*_LIST_SEPARATOR.finditer(items), None]:
+        end = separator.start() if separator else len(items)
+        match = _LIST_NAME.match(items, position, end)
+        if match:
+            yield _trimmed(start + match.start("name"), match["name"])
+        if separator is None:
+            break
+        position = separator.end()
 
 
 def _trimmed(start: int, name: str) -> tuple[int, str]:

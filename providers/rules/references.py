@@ -7,7 +7,7 @@ import string
 from collections.abc import Iterator
 
 from providers.rules.lexicon import IDENTIFIER_LABELS
-from providers.rules.spans import Span, alternation
+from providers.rules.spans import Span, alternation, rank
 
 # IBAN lengths of the countries most letters come from; any other country needs 15-34.
 IBAN_LENGTHS = {
@@ -20,7 +20,10 @@ _IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d\d(?: ?[A-Z0-9]){11,30}")
 _VALUES = {c: str(int(c, 36)) for c in string.digits + string.ascii_uppercase}
 
 # A label ("Kundennummer", "Invoice no.", "N° de commande", "#"), then a code with a digit.
-_CONNECTOR = r"(?:\s*(?:no|nr|n°|nº|n\.º|num|number|nummer|numéro|número|id)\b\.?)?\s*[:#.]?\s*"
+_CONNECTOR = (
+    r"(?:\s*(?:no|nr|n°|nº|n\.º|num|number|nummer|numéro|número|id)\b\.?)?\s*[:#.]?[*_]{0,3}\s*"
+    r"(?:(?:is|was|ist|lautet|lautete|est|es|era)(?:\s+(?:le|el|la))?\s+)?"
+)
 _CODE = r"(?=[A-Za-z0-9/._-]{0,40}\d)[A-Za-z0-9](?:[A-Za-z0-9]|[/._-](?=[A-Za-z0-9])){2,39}"
 _LABELLED = re.compile(
     rf"(?<!\w)(?P<label>(?i:{alternation(IDENTIFIER_LABELS)}))(?:(?<=#)|(?!\w))"
@@ -57,6 +60,7 @@ def find_identifiers(text: str) -> Iterator[Span]:
     """Reference numbers after a label ("SubscriptionID 2342"), and codes shaped like one."""
     for match in _LABELLED.finditer(text):
         label = match["label"]
-        yield Span("IDENTIFIER", match.start("code"), match.end("code"), label)
+        # A label makes a code surer than a bare number with separators is a phone.
+        yield Span("IDENTIFIER", match.start("code"), match.end("code"), label, rank("PHONE", 0.3))
     for match in _STANDALONE.finditer(text):
         yield Span("IDENTIFIER", match.start(), match.end())

@@ -15,19 +15,30 @@ _RANK = {kind: rank for rank, kind in enumerate(TYPES)}
 
 class Span(NamedTuple):
     """One finding: its type and its [start, end) offsets in the text; `label` names the kind
-    of an identifier as the text does ("Kundennummer")."""
+    of an identifier as the text does ("Kundennummer"); `rank` overrides its type's place in
+    TYPES when a rule is more or less sure than its type's usual."""
 
     type: str
     start: int
     end: int
     label: str | None = None
+    rank: float | None = None
+
+
+def rank(kind: str, shift: float = 0.0) -> float:
+    """The place of `kind` in TYPES, moved by `shift` (-0.5: just before it)."""
+    return _RANK[kind] + shift
 
 
 def resolve(spans: Iterable[Span]) -> list[Span]:
     """The spans that overlap no more trusted (then longer, then earlier) one, in text order."""
     kept: list[Span] = []  # in text order, never overlapping
     starts: list[int] = []
-    for span in sorted(spans, key=lambda s: (_RANK[s.type], s.start - s.end, s.start)):
+
+    def order(s: Span) -> tuple[float, int, int]:
+        return (_RANK[s.type] if s.rank is None else s.rank, s.start - s.end, s.start)
+
+    for span in sorted(spans, key=order):
         at = bisect.bisect_left(starts, span.start)
         clear_before = at == 0 or kept[at - 1].end <= span.start
         clear_after = at == len(kept) or span.end <= kept[at].start
