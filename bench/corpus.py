@@ -3,11 +3,12 @@ and DOCX copies made from their text.
 
 Each document `NAME.EXT` (txt, eml, md, html) has a sidecar `NAME.json`:
 
-    {"language": "de", "category": "billing", "derive": ["pdf", "docx"],
+    {"language": "de", "category": "billing", "derive": ["pdf", "docx"], "batch": 2,
      "entities": [["PERSON", "Anna Weber"], ["DATE", "31. März 2024"], …]}
 
 `entities` lists each entity the document holds, as its type and its text as written (a
 person without title, an identifier without its label, an amount with its currency).
+`batch` numbers the batch the document was written in (1 by default; see bench.quality).
 `derive` asks for PDF and DOCX copies of the document's text, written here with the standard
 library only, so that the same gold labels are scored on every format.
 """
@@ -35,6 +36,7 @@ class Document:
     language: str
     category: str
     entities: tuple[tuple[str, str], ...]
+    batch: int = 1
 
 
 def load(corpus: Path = CORPUS) -> list[Document]:
@@ -45,7 +47,12 @@ def load(corpus: Path = CORPUS) -> list[Document]:
         (source,) = (p for p in corpus.glob(f"{sidecar.stem}.*") if p.suffix in FORMATS)
         content = source.read_bytes()
         gold = tuple((kind, text) for kind, text in labels["entities"])
-        common = {"language": labels["language"], "category": labels["category"], "entities": gold}
+        common = {
+            "language": labels["language"],
+            "category": labels["category"],
+            "entities": gold,
+            "batch": labels.get("batch", 1),
+        }
         documents.append(Document(sidecar.stem, FORMATS[source.suffix], content, **common))
         text = content.decode("utf-8")
         for kind in labels.get("derive", []):

@@ -89,6 +89,8 @@ def test_numbers_without_a_currency_are_no_amounts():
         ("My SubscriptionID is 2342.", [("2342", "SubscriptionID")]),
         ("Mon numéro de client est le 5510293.", [("5510293", "client")]),
         ("**Vertragsnummer:** 30078815", [("30078815", "Vertragsnummer")]),
+        ("Schadennummer: SN 2024/08815", [("SN 2024/08815", "Schadennummer")]),
+        ("avis de situation – numéro fiscal 1234567890123", [("1234567890123", "numéro fiscal")]),
     ],
 )
 def test_reference_numbers_are_found_after_their_label_or_by_their_shape(text, codes):
@@ -176,6 +178,11 @@ def test_digits_inside_codes_and_bare_runs_of_digits_are_no_phones():
             ["Raúl Jiménez", "Elena Castro", "Diego Herrera"],
         ),
         ("Herrn\nMarkus Brandt\nLindenweg 4", ["Markus Brandt"]),
+        ("**Kunde (Stefan Horn):** Hallo, die App stürzt ab.", ["Stefan Horn"]),
+        ("Le chef de service,\nPhilippe Caron", ["Philippe Caron"]),
+        ("su gestor Fernando Vidal está a su disposición", ["Fernando Vidal"]),
+        ("**Abierto por:** Andrea Molina (andrea@x.es)", ["Andrea Molina"]),
+        ("Atentamente,\nBanco Mediterráneo", []),
         ("Dear Customer Service team, hello Team!", []),
         ("Dear Sir or Madam, Liebe Kolleginnen und Kollegen,", []),
         ("Sehr geehrte Damen und Herren, ich bin Kunde seit 2019.", []),

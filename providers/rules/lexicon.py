@@ -59,19 +59,21 @@ IDENTIFIER_LABELS = _phrases(
     customer id, client id, member, membership, subscription, subscription id,
     subscriptionid, booking, reservation, tracking, claim, serial, serial number,
     license, licence, request, quote, quotation, purchase order, po, shipment,
-    number, no, nr, #,
+    number, no, nr, #, tax id, tax number, vat number, vat id, ssn,
     kundennummer, kundennr, kunden-nr, rechnungsnummer, rechnungsnr, rechnung,
     rechnungs-nr, vertragsnummer, vertragsnr, vertrag, bestellnummer, bestellnr,
     bestellung, auftragsnummer, auftragsnr, auftrag, aktenzeichen, az,
     vorgangsnummer, vorgang, ticketnummer, referenz, referenznummer, mitgliedsnummer,
     versicherungsnummer, policennummer, sendungsnummer, zählernummer, buchungsnummer,
-    angebotsnummer, angebot, mandatsreferenz, nummer,
+    angebotsnummer, angebot, mandatsreferenz, nummer, steuernummer, steuer-id, ust-idnr,
+    identnummer, schadennummer, versicherungsschein,
     numéro, numero, n°, no., référence, reference client, dossier, facture,
     commande, contrat, client, abonnement, abonné, adhérent, devis, réservation,
-    sinistre, colis, suivi,
+    sinistre, colis, suivi, numéro fiscal, siret, siren, numéro de sécurité sociale,
     número, nº, n.º, núm, referencia, factura, pedido, contrato, cliente,
     expediente, póliza, poliza, suscripción, suscripcion, reserva, incidencia,
-    solicitud, presupuesto, socio, envío, envio, localizador,
+    solicitud, presupuesto, socio, envío, envio, localizador, nif, cif, nie, dni,
+    número fiscal,
     """
 )
 
@@ -80,11 +82,15 @@ IDENTIFIER_LABELS = _phrases(
 PERSON_CUES = _phrases(
     """
     dear, hi, hello, hey, my name is, i am, i'm, this is, attn, attention, signed,
-    spoke with, speak to, talked to, assigned to, colleague,
+    spoke with, speak to, talked to, assigned to, colleague, account manager, manager, advisor,
+    adviser, consultant, representative, technician, contact person,
     liebe, lieber, hallo, sehr geehrte, sehr geehrter, mein name ist, ich bin, z. hd., z.hd.,
-    zu händen, kollege, kollegin,
+    zu händen, kollege, kollegin, berater, beraterin, sachbearbeiter, sachbearbeiterin,
+    ansprechpartner, ansprechpartnerin, techniker, technikerin, mitarbeiter, mitarbeiterin,
     cher, chère, bonjour, bonsoir, salut, je m'appelle, je suis, mon nom est, collègue,
+    conseiller, conseillère, technicien, technicienne, interlocuteur, interlocutrice,
     estimado, estimada, querido, querida, hola, me llamo, mi nombre es, soy, compañero, compañera,
+    gestor, gestora, asesor, asesora, técnico, técnica, agente,
     """
 )
 
@@ -102,14 +108,17 @@ PERSON_FIELDS = _phrases(
     """
     from, to, cc, sender, name, full name, contact, contact person, customer, account holder,
     signed by, requested by, reported by, agent, employee, owner, author, assignee, assigned to,
-    prepared by, approved by, manager, attn,
+    prepared by, approved by, manager, attn, opened by, created by, submitted by,
     von, an, absender, empfänger, name, ansprechpartner, ansprechpartnerin, kontakt, kunde,
     kundin, kontoinhaber, kontoinhaberin, sachbearbeiter, sachbearbeiterin, bearbeiter,
-    verantwortlich, autor, autorin, gemeldet von, erstellt von, zuständig,
+    verantwortlich, autor, autorin, gemeldet von, erstellt von, zuständig, geöffnet von,
+    eingereicht von,
     de, à, expéditeur, destinataire, nom, nom complet, contact, interlocuteur, client, cliente,
     titulaire, conseiller, conseillère, signalé par, responsable, auteur, rédigé par,
+    ouvert par, créé par, soumis par,
     de, para, remitente, destinatario, nombre, nombre completo, contacto, persona de contacto,
     cliente, titular, asesor, asesora, agente, responsable, autor, autora, reportado por,
+    abierto por, creado por, enviado por,
     """
 )
 
@@ -169,6 +178,9 @@ NOT_NAMES = _words(
     plaza paseo berlin munich münchen hamburg paris lyon madrid barcelona london
     new york iban bic swift vat ust mwst tva iva email e-mail phone tel fax www http https
     pdf docx html
+    bank banco banque sparkasse volksbank versicherung insurance assurance assurances seguros
+    verlag editorial éditions hotel hôtel hospital university universidad université
+    universität school escuela école schule stadtwerke ayuntamiento mairie gemeinde
     """
 )
 

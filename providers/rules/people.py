@@ -56,12 +56,20 @@ _CLOSING = re.compile(
 _CLOSING_INLINE = re.compile(
     rf"^[ \t]*(?i:{alternation(CLOSINGS)})[ \t]*,[ \t]*{_TITLES}{_NAME}[ \t]*$", re.MULTILINE
 )
+# A short line ending in a comma (a closing or a role: "Le chef de service,"), then a line that
+# is a name of two words or more: a signature.
+_SIGNED = re.compile(
+    rf"^[^\n]{{1,40}},[ \t]*\n[ \t]*(?P<name>{_TOKEN}(?:[ \t]+{_TOKEN}){{1,2}})[ \t]*$",
+    re.MULTILINE,
+)
+# A speaker in a transcript: "**Kunde (Stefan Horn):** …", "Agent (Lea): …".
+_SPEAKER = re.compile(rf"^{_MARKUP}[^\W\d][\w \t]{{0,30}}\({_NAME}\)[*_]*[ \t]*:", re.MULTILINE)
 
 
 def find_people(text: str) -> Iterator[Span]:
     """Names found by their cues, then their other mentions in the text."""
     found: dict[str, Span] = {}
-    for pattern in (_CUED, _FIELD, _CLOSING, _CLOSING_INLINE, _ADDRESSEE):
+    for pattern in (_CUED, _FIELD, _CLOSING, _CLOSING_INLINE, _SIGNED, _ADDRESSEE, _SPEAKER):
         for match in pattern.finditer(text):
             start, name = _trimmed(match.start("name"), match["name"])
             if name:

@@ -24,7 +24,11 @@ _CONNECTOR = (
     r"(?:\s*(?:no|nr|n°|nº|n\.º|num|number|nummer|numéro|número|id)\b\.?)?\s*[:#.]?[*_]{0,3}\s*"
     r"(?:(?:is|was|ist|lautet|lautete|est|es|era)(?:\s+(?:le|el|la))?\s+)?"
 )
-_CODE = r"(?=[A-Za-z0-9/._-]{0,40}\d)[A-Za-z0-9](?:[A-Za-z0-9]|[/._-](?=[A-Za-z0-9])){2,39}"
+# A code has a digit; a short capital prefix may stand apart ("SN 2024/08815").
+_CODE = (
+    r"(?:[A-Z]{1,4} (?=\d))?"
+    r"(?=[A-Za-z0-9/._-]{0,40}\d)[A-Za-z0-9](?:[A-Za-z0-9]|[/._-](?=[A-Za-z0-9])){2,39}"
+)
 _LABELLED = re.compile(
     rf"(?<!\w)(?P<label>(?i:{alternation(IDENTIFIER_LABELS)}))(?:(?<=#)|(?!\w))"
     rf"(?i:{_CONNECTOR})(?P<code>{_CODE})(?![\w-])"

@@ -69,13 +69,14 @@ CATEGORIES: dict[str, tuple[float, tuple[str, ...]]] = {
         _stems(
             """
         password account login username profile address e-mail-address two-factor locked
-        passwort kennwort konto zugang benutzer profil adresse anmeld gesperrt
+        passwort kennwort konto zugang benutzer profil adresse anmeldedaten einloggen gesperrt
         mot-de-passe compte identifiant connexion profil adresse bloqué
         contraseña cuenta usuario perfil dirección acceso bloquead
         """
         ),
     ),
 }
+_PART = re.compile(r"[^\W\d_]+")
 _WORD = re.compile(r"[^\W\d_][\w'\u2019-]*")
 
 
@@ -106,7 +107,8 @@ def category(text: str) -> str:
     counted written with hyphens or spaces.
     """
     lowered = text.lower()
-    counts = Counter(words(lowered))
+    # Word parts: "counter-offer" holds an offer, "d'erreur" an error.
+    counts = Counter(_PART.findall(lowered))
     scores: dict[str, float] = {}
     for name, (weight, stems) in CATEGORIES.items():
         single = tuple(s for s in stems if "-" not in s)
