@@ -398,6 +398,16 @@ class Settings:
         "`BROKER_VISIBILITY_TIMEOUT` + the longest stage run; never 0, as the sweep is the "
         "last resort of a stuck job.",
     )
+    lost_stage_timeout: float = _env(
+        "LOST_STAGE_TIMEOUT",
+        _positive(float),
+        default=15.0,
+        doc="Seconds an active job may sit idle while the message of its next stage is neither "
+        "queued nor held by a worker before the relay resends its unfinished stages. The Redis "
+        "transport pops a message before it records it as held, so one popped by a worker that "
+        "dies (or loses Redis) in between would otherwise wait for `STALLED_JOB_TIMEOUT` "
+        "(docs/resilience.md).",
+    )
     consumer_group: str = _env(
         "CONSUMER_GROUP", default="downstream", doc="Consumer group of `gateway consume`."
     )

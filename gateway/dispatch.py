@@ -16,7 +16,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from gateway.jobs import JobSnapshot, get_job
-from gateway.models import JOBS, JobStatus, utcnow
+from gateway.models import JOBS, RUNS, JobStatus, StageStatus, utcnow
 from gateway.transitions import execute
 
 _PENDING = JobStatus.PENDING.value
@@ -73,6 +73,22 @@ def stalled_job_ids(session: Session, *, updated_before: Any, limit: int = 100) 
             .limit(limit)
         )
     )
+
+
+def awaited_messages(session: Session, *, updated_before: Any, limit: int = 500) -> dict[str, str]:
+    """Active jobs idle since `updated_before`, each with the task id of the stage it waits for.
+
+    The stage is the job's first one not finished (pending or started): its message is the one
+    the broker must hold, queued or delivered to a worker, for the job to move again.
+    """
+    job_ids = stalled_job_ids(session, updated_before=updated_before, limit=limit)
+    unfinished = (StageStatus.PENDING.value, StageStatus.STARTED.value)
+    rows = session.execute(
+        select(RUNS.c.job_id, RUNS.c.task_id)
+        .where(RUNS.c.job_id.in_(job_ids), RUNS.c.status.in_(unfinished))
+        .order_by(RUNS.c.job_id, RUNS.c.position.desc())
+    )
+    return {job_id: task_id for job_id, task_id in rows}  # the last kept: the first position
 
 
 def claim_stalled(session: Session, job_id: str, *, updated_before: Any) -> JobSnapshot | None:

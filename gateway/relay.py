@@ -2,8 +2,9 @@
 
 Requests and workers publish their events right after they commit; the relay is the safety net
 for what they could not hand over (Redis down, a process killed between commit and append), for
-jobs whose chain the API could not send to the broker, and for processing jobs that nothing
-moved for STALLED_JOB_TIMEOUT seconds. It survives Redis and database outages: each one is
+jobs whose chain the API could not send to the broker, for jobs whose awaited stage message
+the broker lost (after LOST_STAGE_TIMEOUT seconds), and for active jobs that nothing moved for
+STALLED_JOB_TIMEOUT seconds. It survives Redis and database outages: each one is
 logged once, and the loop keeps its pace until the dependency returns.
 """
 
@@ -39,6 +40,8 @@ class Dispatcher(Protocol):
 
     def resume_stalled(self, bound_seconds: float) -> int: ...
 
+    def resend_lost(self, bound_seconds: float) -> int: ...
+
 
 @dataclass(frozen=True)
 class RelayPass:
@@ -48,6 +51,7 @@ class RelayPass:
     dispatched: int = 0
     purged: int = 0
     resumed: int = 0
+    lost: int = 0
 
 
 class Relay:
@@ -62,6 +66,7 @@ class Relay:
         dispatch_grace: float,
         retention: float = 0.0,
         stalled_timeout: float = 0.0,
+        lost_timeout: float = 0.0,
         stop: threading.Event | None = None,
     ) -> None:
         self.outbox = outbox
@@ -70,11 +75,13 @@ class Relay:
         self.dispatch_grace = dispatch_grace
         self.retention = retention
         self.stalled_timeout = stalled_timeout
+        self.lost_timeout = lost_timeout
         self.stop = stop or threading.Event()
         self.database = Outage(log, "database")
         self._failing = False
         self._next_purge = 0.0
         self._next_resume = 0.0
+        self._next_lost_check = 0.0
 
     @classmethod
     def from_app(cls, app: Flask, stop: threading.Event | None = None) -> Relay:
@@ -88,6 +95,7 @@ class Relay:
             dispatch_grace=settings.dispatch_grace,
             retention=settings.outbox_retention,
             stalled_timeout=settings.stalled_job_timeout,
+            lost_timeout=settings.lost_stage_timeout,
             stop=stop,
         )
 
@@ -114,7 +122,13 @@ class Relay:
             resumed = self.dispatcher.resume_stalled(self.stalled_timeout)
             # A job can only stall once per timeout, so a sweep a few times per timeout is enough.
             self._next_resume = time.monotonic() + min(RESUME_EVERY, self.stalled_timeout / 4)
-        return RelayPass(published, dispatched, purged, resumed)
+        lost = 0
+        if self.lost_timeout > 0 and time.monotonic() >= self._next_lost_check:
+            lost = self.dispatcher.resend_lost(self.lost_timeout)
+            # A lost message is resent after two passes that missed it: about a third of the
+            # timeout apart, it is back within twice the timeout of the job's last move.
+            self._next_lost_check = time.monotonic() + self.lost_timeout / 3
+        return RelayPass(published, dispatched, purged, resumed, lost)
 
     def run(self) -> None:
         """Run passes until `stop` is set; never raises, never spins."""
@@ -131,7 +145,7 @@ class Relay:
             else:
                 self.database.up()
                 self._failing = False
-                if done.published or done.dispatched or done.purged or done.resumed:
+                if done.published or done.dispatched or done.purged or done.resumed or done.lost:
                     log.debug("relay pass: %s", done)
             self.stop.wait(self.interval)
         log.info("relay stopped")

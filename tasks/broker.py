@@ -1,5 +1,5 @@
 """kombu's Redis transport, fixed so that a worker survives Redis going away while it holds a
-stage, and so that a command does not build a new Redis client.
+stage, and so that a command does not build a new Redis client; and what the broker holds.
 
 kombu 5.7 closes a channel by first reading the reply of its pending BRPOP. With Redis gone that
 read fails and the close stops half-way; Celery then detaches the connection and closes the
@@ -11,17 +11,24 @@ kombu also builds a fresh redis-py client for every publish, acknowledgement and
 redis-py 8 that costs more than the command (a profile of the worker put it at an eighth of
 its CPU). A client is only a handle on the channel's connection pool, safe across threads, so
 the channel keeps one per pool.
+
+kombu pops a message (BRPOP) before it records it as unacknowledged (HSET), in two round
+trips: a message popped by a worker that dies, or loses Redis, in between is held nowhere and
+never delivered again. `held_task_ids` reads what the broker holds, so that the relay can find
+and resend such a stage (`tasks.pipeline.Pipeline.resend_lost`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import kombu.transport
 from kombu.transport import redis
 from kombu.transport.virtual import Empty
+from redis import Redis
 
 
 class Channel(redis.Channel):
@@ -66,3 +73,20 @@ def use_for_redis_urls() -> None:
         kombu.transport.TRANSPORT_ALIASES[scheme] = f"{__name__}:Transport"
     if kombu.transport.get_transport_cls("redis") is not Transport:
         raise RuntimeError("kombu resolved redis:// before the fixed transport was installed")
+
+
+def held_task_ids(client: Redis, queues: Iterable[str]) -> set[str]:
+    """The task ids of every message the broker holds: waiting in `queues`, or delivered to a
+    worker and not acknowledged yet (running, reserved, or waiting for a retry's countdown).
+
+    A message moves from a queue to the unacknowledged hash, or back, in one transaction,
+    except at the pop described above; and it leaves the hash only when its task is done.
+    """
+    pipe = client.pipeline(transaction=False)
+    for queue in queues:
+        pipe.lrange(queue, 0, -1)
+    pipe.hvals(Channel.unacked_key)
+    *queued, unacked = pipe.execute()
+    messages = [json.loads(raw) for held in queued for raw in held]
+    messages += [json.loads(raw)[0] for raw in unacked]  # [message, exchange, routing key]
+    return {message["headers"]["id"] for message in messages}

@@ -19,6 +19,7 @@ from gateway.db import Database
 from gateway.jobs import JobSnapshot, RunSnapshot
 from gateway.models import StageStatus, utcnow
 from gateway.stages import STAGES
+from tasks.broker import held_task_ids
 from tasks.stages import task_name
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class Pipeline:
         self.max_queued = max_queued
         self._queued = (0.0, 0)  # (when read, stage messages waiting)
         self._lock = threading.Lock()
+        self._missing: dict[str, str] = {}  # job id -> task id the last lost-stage pass missed
 
     def has_room(self) -> bool:
         """Whether fewer than `max_queued` stage messages wait in the queues.
@@ -161,7 +163,35 @@ class Pipeline:
             job_ids = dispatch.stalled_job_ids(session, updated_before=bound)
         return sum(self._resume(job_id, bound, bound_seconds) for job_id in job_ids)
 
-    def _resume(self, job_id: str, bound: datetime, idle: float) -> bool:
+    def resend_lost(self, bound_seconds: float) -> int:
+        """Relay pass: resend the unfinished stages of active jobs idle for `bound_seconds` whose
+        awaited stage message the broker holds nowhere, neither queued nor delivered.
+
+        That is a message lost at the transport's pop (`tasks.broker`). A message is also
+        missing for a moment while it is published, or popped by a live worker; so a job is
+        resent only when two passes in a row missed the same message (a pass runs every few
+        seconds). Should a message be missed that still existed, the resend is a duplicate,
+        which start_stage turns away once either copy finished the stage.
+        """
+        if not self.outage.worth_trying():
+            return 0
+        bound = utcnow() - timedelta(seconds=bound_seconds)
+        with self.database.session() as session:
+            awaited = dispatch.awaited_messages(session, updated_before=bound)
+        if not awaited:
+            self._missing = {}
+            return 0
+        try:
+            held = held_task_ids(self.client, STAGES)
+        except redis.RedisError as exc:
+            self.outage.down(exc)
+            return 0
+        missing = {job: task for job, task in awaited.items() if task not in held}
+        confirmed = [job for job, task in missing.items() if self._missing.get(job) == task]
+        self._missing = missing
+        return sum(self._resume(job, bound, bound_seconds, lost=True) for job in confirmed)
+
+    def _resume(self, job_id: str, bound: datetime, idle: float, *, lost: bool = False) -> bool:
         """Claim one stalled job, then send its chain from the first unfinished stage."""
         with self.database.session() as session:
             job = dispatch.claim_stalled(session, job_id, updated_before=bound)
@@ -172,10 +202,11 @@ class Pipeline:
         if not rest or not self._send(build_chain(self.celery, job, self.providers, rest)):
             return False
         log.warning(
-            "job %s %s but idle for over %g s: resent its stages from %s",
+            "job %s %s but idle for over %g s%s: resent its stages from %s",
             job_id,
             job.status,
             idle,
+            ", its stage message held nowhere by the broker" if lost else "",
             rest[0].name,
             extra={"job_id": job_id, "stage": rest[0].name},
         )
