@@ -1,5 +1,6 @@
 """Test support: a private Redis server, free ports, polling until a condition holds, Celery
-worker processes, task events, a TCP proxy that can be cut, and reading a job and its events."""
+worker and gateway processes, task events, a TCP proxy that can be cut, and reading a job and its
+events."""
 
 from __future__ import annotations
 
@@ -292,6 +293,47 @@ class TaskEvents:
                 for e in self.events
                 if e["type"] == event_type and (task_id is None or e.get("uuid") == task_id)
             ]
+
+
+class GatewayProcess:
+    """`gateway <command>` as its own process with the test's settings, logging to a file."""
+
+    def __init__(self, settings: Settings, log_path: Path, *args: str) -> None:
+        self.env = {**os.environ, **settings_env(settings.replace(log_level="INFO"))}
+        self.args = args
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] = self._spawn()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        with self.log_path.open("ab") as log:
+            return subprocess.Popen(
+                [str(Path(sys.executable).with_name("gateway")), *self.args],
+                cwd=PROJECT_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crashed machine would: no clean-up of any kind."""
+        self.process.kill()
+        self.process.wait(10)
+
+    def restart(self) -> None:
+        """Start the same command again (after `kill` or `stop`), appending to the same log."""
+        self.process = self._spawn()
+
+    def stop(self) -> int:
+        """SIGTERM, then its exit code."""
+        if self.process.poll() is not None:
+            return self.process.returncode
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(15)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait(10)
 
 
 class WorkerProcess:

@@ -1,5 +1,6 @@
 """Chaos under load, with real processes: workers SIGKILLed while jobs flow, every stage message
-delivered twice and the event stream replayed. Every job must still complete exactly once."""
+delivered twice and the event stream replayed, a Redis outage longer than the publish retries,
+and everything at once. Every job must still end once, and in time."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 import providers
 from events.consumer import Consumer, ConsumerOptions
@@ -30,8 +32,11 @@ from gateway.stages import STAGES
 from tasks.pipeline import NEXT_STAGE_RETRY, build_chain
 from tests.factories import make_job
 from tests.support import (
+    GatewayProcess,
+    TcpProxy,
     WorkerProcess,
     broker_is_idle,
+    history,
     running_in_thread,
     stream_entries,
     wait_until,
@@ -41,11 +46,9 @@ from tests.support import (
 # most 2 s (latency scale 0.2 keeps real ones near 0.1 s), a retry waits at most 0.5 s, so a
 # 3 s visibility timeout passes the configuration's checks.
 #
-# The stalled-job sweep is the net for what the broker itself loses: kombu's Redis transport
-# pops a message (BRPOP) and only then, in another round trip, records it as unacknowledged. A
-# worker SIGKILLed in between loses the message for good; in these runs that left about one
-# job in four runs stuck (a pending job whose first stage was never received, or a processing
-# job whose next stage was), until the sweep resent it.
+# The broker itself loses a message now and then: kombu's Redis transport pops it (BRPOP) and
+# only then, in another round trip, records it as unacknowledged, so a worker SIGKILLed in
+# between loses it for good. The relay resends such a stage after LOST_STAGE_TIMEOUT (15 s).
 CHAOS = {
     "provider_latency_scale": 0.2,
     "stage_time_limit": 2.0,
@@ -438,4 +441,159 @@ def test_jobs_in_flight_through_a_redis_outage_longer_than_the_publish_retries_a
         f"{at_stop['processing']} jobs processing; {gave_up} stages gave up publishing; all 50 "
         f"jobs completed {recovered_in:.1f} s after Redis returned, {elapsed:.0f} s in all; "
         f"attempts per stage run: {dict(sorted(attempts.items()))}"
+    )
+
+
+# Everything at once: the default latencies and the default stalled-job sweep (ten minutes), so
+# that only the redeliveries and the relay's quick passes can recover a job within the minute.
+# Analysis fails now and then and gets one retry, so that some jobs fail for a real reason. A
+# stage runs for at most 5 s; a message whose worker lost Redis returns after 10 s.
+EVERYTHING = {
+    "provider_latency_scale": 1.0,
+    "analysis_failure_rate": 0.15,
+    "stage_max_retries": 1,
+    "retry_backoff_base": 0.2,
+    "retry_backoff_max": 1.0,
+    "stage_time_limit": 5.0,
+    "broker_visibility_timeout": 10,
+    "stalled_job_timeout": DEFAULT_STALLED_JOB_TIMEOUT,
+    "worker_concurrency": 8,
+    "relay_interval": 0.2,
+    "dispatch_grace": 1.0,
+}
+FINISHED = {"completed", "cancelled", "failed"}
+
+
+def racing_target(app: Flask, job_ids: list[str], taken: Collection[str]) -> str | None:
+    """A job whose last stage runs right now (else any processing job), not cancelled before."""
+    last = STAGES[-1]
+    with get_services(app).database.session() as session:
+        candidates = (
+            select(Job.id)
+            .join(StageRun)
+            .where(
+                Job.id.in_(list(job_ids)), Job.status == "processing", Job.id.not_in(list(taken))
+            )
+        )
+        return session.scalar(
+            candidates.where(StageRun.name == last, StageRun.status == "started").limit(1)
+        ) or session.scalar(candidates.limit(1))
+
+
+def cancel_racing(
+    app: Flask, job_ids: list[str], count: int, every: float, outcomes: dict[str, int]
+) -> threading.Thread:
+    """In a thread, cancel `count` jobs through the API, one every `every` seconds, each while its
+    last stage is running if one is: the cancel races the job's completion."""
+    client = app.test_client()
+
+    def run() -> None:
+        while len(outcomes) < count:
+            time.sleep(every)
+            target = racing_target(app, job_ids, outcomes)
+            if target is not None:
+                outcomes[target] = client.post(f"/api/jobs/{target}/cancel/").status_code
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_everything_at_once_every_job_ends_completed_cancelled_or_failed_within_a_minute(
+    make_app, own_redis, postgres_url, tmp_path
+):
+    # Given two worker processes and a relay process that reach the database through a proxy we
+    # can cut, on a persistent Redis, with the stalled-job sweep ten minutes away; the API (in
+    # this process) reaches the database directly
+    url = make_url(postgres_url)
+    proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432))
+    app = make_app(**EVERYTHING, redis_url=own_redis.url())
+    settings = get_services(app).settings.replace(
+        database_url=url.set(port=proxy.port).render_as_string(hide_password=False)
+    )
+    workers = [worker(settings, tmp_path, f"everything{i}") for i in (1, 2)]
+    relay = GatewayProcess(settings, tmp_path / "relay.log", "relay")
+    job_ids: list[str] = []
+    cancels: dict[str, int] = {}
+    try:
+        with workers_running(*workers):
+            wait_until(lambda: all("ready." in w.log() for w in workers), timeout=30)
+
+            # When 120 jobs arrive at 4 per second, 20 of them cancelled while they finish, and
+            # meanwhile Redis restarts twice, the database is cut off for 10 s and the relay is
+            # killed and started again, the second Redis restart and the relay's death within
+            # the database outage
+            producer = produce(app, 120, 4.0, job_ids)
+            canceller = cancel_racing(app, job_ids, 20, 1.2, cancels)
+            began = time.monotonic()
+
+            faults: list[tuple[float, Callable[[], None]]] = [
+                (4, own_redis.stop), (7, own_redis.start),  # Redis restart 1
+                (11, proxy.cut),  # the database cut off for 10 s
+                (14, relay.kill), (16, relay.restart),
+                (17, own_redis.stop), (20, own_redis.start),  # Redis restart 2
+                (21, proxy.restore),
+            ]  # fmt: skip
+            for second, fault in faults:
+                time.sleep(max(0.0, began + second - time.monotonic()))
+                fault()
+            last_fault = time.monotonic()
+            producer.join()
+            canceller.join()
+
+            # Then every job ends completed, cancelled or failed, within about a minute of the
+            # last fault, and every event reaches the stream
+            try:
+                wait_until(
+                    lambda: set(statuses(app, job_ids)) <= FINISHED, timeout=90, interval=0.5
+                )
+            except AssertionError:
+                raise AssertionError(f"unfinished:\n{unfinished(app, job_ids)}") from None
+            finished_after = time.monotonic() - last_fault
+            wait_until(lambda: all_published(app, job_ids), timeout=15)
+    except BaseException:
+        print(f"--- relay ---\n{relay.log()[-20_000:]}")
+        raise
+    finally:
+        relay.stop()
+        proxy.close()
+    assert finished_after <= 60, f"the last job ended {finished_after:.0f} s after the last fault"
+
+    # And a job whose cancel was accepted stayed cancelled; one whose cancel came too late had
+    # completed or failed
+    with get_services(app).database.session() as session:
+        final = {j.id: j for j in session.scalars(select(Job).where(Job.id.in_(job_ids)))}
+        runs = {(r.job_id, r.name): r for r in session.scalars(select(StageRun).where(StageRun.job_id.in_(job_ids)))}  # fmt: skip
+    assert len(cancels) == 20 and set(cancels.values()) <= {200, 400}, cancels
+    for job_id, code in cancels.items():
+        assert (final[job_id].status == "cancelled") == (code == 200), (job_id, code)
+
+    # And a job failed only for a real provider failure: analysis, after its retry
+    failed = [j for j in final.values() if j.status == "failed"]
+    for job in failed:
+        assert job.error_stage == "analysis", (job.id, job.error_stage, job.error_message)
+        assert (job.error_message or "").endswith("failed: provider unavailable"), job.id
+        assert runs[job.id, "analysis"].failures == settings.stage_max_retries
+
+    # And on the stream each job's events are its committed ones, in commit order (a Redis
+    # restart may deliver one twice, with its event_id), with exactly one terminal event, last:
+    # the one its status says
+    by_job = history(get_services(app).redis, settings.events_stream)
+    committed = outbox_order(app, job_ids)
+    for job_id, job in final.items():
+        events = by_job[job_id]
+        assert [e["event_id"] for e in events] == committed[job_id], job_id
+        types = [e["event_type"] for e in events]
+        assert types[0] == "job.created" and types[-1] == f"job.{job.status}", (job_id, types)
+        assert len([t for t in types if t in TERMINAL_TYPES]) == 1, (job_id, types)
+        for stage in STAGES:
+            done = [e for e in events if e["event_type"] == "job.stage_completed" and e["payload"]["stage"] == stage]  # fmt: skip
+            assert len(done) == (runs[job_id, stage].status == "completed"), (job_id, types)
+    counted = Counter(j.status for j in final.values())
+    print(
+        f"\n120 jobs, 2 Redis restarts, a 10 s database cut, the relay killed, 20 cancels "
+        f"({Counter(cancels.values())[200]} accepted): {dict(counted)}; the last job ended "
+        f"{finished_after:.1f} s after the last fault"
     )

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,18 +13,16 @@ from sqlalchemy import func, select
 
 from events.consumer import Consumer, ConsumerOptions, log_event
 from events.model import TERMINAL_TYPES, Event
-from gateway.config import Settings
 from gateway.models import Job, OutboxEvent, utcnow
 from gateway.relay import Relay
 from gateway.services import get_services
 from tests.factories import FULL_PIPELINE, job_payload
 from tests.support import (
     HANDLED,
-    PROJECT_DIR,
+    GatewayProcess,
     RedisServer,
     history,
     running_in_thread,
-    settings_env,
     steps,
     successful_steps,
     wait_until,
@@ -144,32 +137,6 @@ def test_a_redis_restart_mid_pipeline_loses_no_job_and_no_event(
         f"{waiting} events waited in the outbox; "
         f"{services.redis.xlen(stream)} entries, {len(expected)} distinct"
     )
-
-
-class GatewayProcess:
-    """`gateway <command>` as its own process with the test's settings, logging to a file."""
-
-    def __init__(self, settings: Settings, log_path: Path, *args: str) -> None:
-        env = {**os.environ, **settings_env(settings.replace(log_level="INFO"))}
-        self.log_path = log_path
-        with log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [str(Path(sys.executable).with_name("gateway")), *args],
-                cwd=PROJECT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> int:
-        """SIGTERM, then its exit code."""
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(15)
-        finally:
-            if self.process.poll() is None:
-                self.process.kill()
-                self.process.wait(10)
 
 
 @pytest.mark.slow
