@@ -90,7 +90,7 @@ def test_numbers_without_a_currency_are_no_amounts():
         ("Mon numéro de client est le 5510293.", [("5510293", "client")]),
         ("**Vertragsnummer:** 30078815", [("30078815", "Vertragsnummer")]),
         ("Schadennummer: SN 2024/08815", [("SN 2024/08815", "Schadennummer")]),
-        ("avis de situation – numéro fiscal 1234567890123", [("1234567890123", "numéro fiscal")]),
+        ("avis de situation : numéro fiscal 1234567890123", [("1234567890123", "numéro fiscal")]),
     ],
 )
 def test_reference_numbers_are_found_after_their_label_or_by_their_shape(text, codes):
