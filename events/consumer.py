@@ -11,7 +11,6 @@ raised: a retry cannot fix it. The dead-letter stream is trimmed to an approxima
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -21,7 +20,7 @@ from typing import Any
 
 import redis
 
-from events.display import printable
+from events.display import printable, summarise
 from events.model import Event
 from events.outage import Outage
 
@@ -31,31 +30,6 @@ Handler = Callable[[Event], None]
 Entry = tuple[str, dict[str, str]]
 
 _MAX_PAUSE = 1.0  # seconds between reconnection attempts while Redis is down
-
-
-def summarise(payload: dict[str, Any], width: int = 60) -> str:
-    """The payload as `key=value` pairs on one line; objects show their keys, long values are cut.
-
-    Values come from clients (a document name): non-printable characters are escaped, so
-    that none reaches the terminal or splits the line.
-    """
-    parts = []
-    for key in sorted(payload, key=str):
-        value = payload[key]
-        if isinstance(value, dict):
-            text = "{" + ",".join(sorted(str(k)[:width] for k in value)) + "}"
-        elif isinstance(value, list):
-            text = ",".join(str(item)[:width] for item in value[:width])
-        elif isinstance(value, str):
-            text = value[: width + 1]
-            if not text or any(c.isspace() for c in text):
-                text = json.dumps(text, ensure_ascii=False)  # quotes spaces, escapes newlines
-        else:
-            text = str(value)
-        if len(text) > width:
-            text = text[: width - 1] + "…"
-        parts.append(f"{printable(str(key)[:width])}={printable(text)}")
-    return " ".join(parts)
 
 
 def _group_gone(exc: redis.ResponseError) -> bool:

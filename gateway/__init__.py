@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from typing import TYPE_CHECKING
 
 from gateway import logs
 from gateway.config import INSTANCE_DIR, Settings
 
+if TYPE_CHECKING:  # imported when an app is built: the client commands do without Flask
+    from flask import Flask
+
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the API app, with its services and its Celery app attached."""
+    from flask import Flask
+
     from gateway import api, ui
     from gateway.services import EXTENSION, Services
     from tasks.app import celery_init_app

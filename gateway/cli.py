@@ -1,4 +1,4 @@
-"""Commands of the `gateway` console script (a Flask CLI group over create_app)."""
+"""The app's commands of the `gateway` console script (gateway.console), run inside create_app."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup, FlaskGroup
+from flask.cli import AppGroup
 
 from gateway import keys
 from gateway.db import upgrade_schema
@@ -215,14 +215,3 @@ def init_app(app: Flask) -> None:
 
     app.cli.add_command(probe_group)
     app.cli.add_command(dlq_command)
-
-
-def _create_app() -> Flask:
-    from gateway import create_app
-
-    return create_app()
-
-
-main = FlaskGroup(
-    create_app=_create_app, add_default_commands=True, help="Document Processing Gateway"
-)

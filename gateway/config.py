@@ -14,6 +14,8 @@ from gateway.errors import ConfigError
 from gateway.stages import STAGES
 
 INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
+# Where `make run` says which URLs it chose, for the commands of other shells (gateway.runfile).
+DEFAULT_RUN_FILE = INSTANCE_DIR / "run.json"
 # Bytes of UTF-8 up to which an extracted text is inlined in its job (INLINE_TEXT_LIMIT).
 DEFAULT_INLINE_TEXT_LIMIT = 65_536
 # The field naming each stage's provider, in pipeline order.
@@ -130,14 +132,24 @@ class Settings:
     )
     redis_url: str = _env(
         "REDIS_URL",
-        default="redis://127.0.0.1:6379/0",
-        doc="Celery broker and event streams. Under `make run`, unset means a Redis the launcher "
-        "starts itself; compose uses its `redis` service.",
+        default="",
+        doc="Celery broker and event streams, e.g. `redis://127.0.0.1:6379/0`. Under `make run`, "
+        "unset means a Redis the launcher starts itself; compose uses its `redis` service. A "
+        "`gateway` command run beside `make run` takes it from `RUN_FILE`; with neither, "
+        "processes refuse to start rather than guess a server.",
     )
     embedded_redis_dir: str = _env(
         "EMBEDDED_REDIS_DIR",
         default=str(INSTANCE_DIR / "redis"),
         doc="Data and log of the Redis that `make run` starts when `REDIS_URL` is unset.",
+    )
+    run_file: str = _env(
+        "RUN_FILE",
+        default=str(DEFAULT_RUN_FILE),
+        doc="Where `make run` writes the URLs it chose (API, Redis, database, Flower) while it "
+        "runs, readable by its user only; the `gateway` commands of another shell read each "
+        "of them that is not set from there (`GATEWAY_URL`, `REDIS_URL`, `DATABASE_URL`, "
+        "`EVENTS_STREAM`).",
     )
     port: int = _env(
         "PORT",

@@ -32,6 +32,7 @@ import redis
 from honcho.manager import SYSTEM_PRINTER_NAME
 from sqlalchemy.engine import make_url
 
+from gateway import runfile
 from gateway.config import Settings
 from gateway.errors import ConfigError, LauncherError
 from gateway.metrics import MULTIPROC_DIR
@@ -273,8 +274,23 @@ def worker_environment(env: dict[str, str]) -> dict[str, str]:
     return dict(env, PYTHONWARNINGS=",".join(filters))
 
 
+def api_url(settings: Settings) -> str:
+    """The API's base URL for a client on this host (a wildcard bind answers on loopback)."""
+    host = settings.bind_address
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}"
+
+
 def supervise(settings: Settings, env: dict[str, str], printer: ConsolePrinter) -> int:
-    """Migrate, then run every process until a signal or a crash loop; 0 after a requested stop."""
+    """Migrate, then run every process until a signal or a crash loop; 0 after a requested stop.
+
+    `env` names REDIS_URL; the database and the stream are named too, so that no process
+    reads them from a run file (another `make run`'s).
+    """
+    env.update(DATABASE_URL=settings.database_url, EVENTS_STREAM=settings.events_stream)
     migrate(env, printer)
     manager = Supervisor(printer)
     flower_env, flower_url = flower_environment(settings, env)
@@ -289,11 +305,14 @@ def supervise(settings: Settings, env: dict[str, str], printer: ConsolePrinter) 
             manager.add_process(name, command, env=worker_env)
         else:
             manager.add_process(name, command, env=env)
-    printer.say(
-        f"API http://{settings.bind_address}:{settings.port}/api/docs, "
-        f"Flower {flower_url} ; Ctrl-C stops all\n"
-    )
-    manager.loop()
+    printer.say(f"API {api_url(settings)}/api/docs, Flower {flower_url} ; Ctrl-C stops all\n")
+    chosen = dict(GATEWAY_URL=api_url(settings), FLOWER_URL=flower_url)
+    chosen.update({name: env[name] for name in ("REDIS_URL", "DATABASE_URL", "EVENTS_STREAM")})
+    with runfile.published(Path(settings.run_file), chosen):
+        printer.say(
+            f"the gateway commands of other shells find these URLs in {settings.run_file}\n"
+        )
+        manager.loop()
     if manager.crash_looped is not None:
         printer.say(f"stopped because {manager.crash_looped} kept dying; exit status 1\n")
         return 1

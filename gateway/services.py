@@ -22,6 +22,7 @@ from gateway.config import PROVIDER_FIELDS, Settings
 from gateway.db import Database
 from gateway.errors import ConfigError
 from gateway.outbox import Outbox
+from gateway.runfile import NO_REDIS_URL
 from providers.base import Provider
 
 if TYPE_CHECKING:  # the API uses these through Services, never by import (setup.cfg contracts)
@@ -94,7 +95,13 @@ class Services:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
-        """Connect everything `settings` names (lazily: nothing is contacted yet)."""
+        """Connect everything `settings` names (lazily: nothing is contacted yet).
+
+        Without a Redis URL it raises ConfigError: a guessed local Redis could be another
+        system's, read and written silently.
+        """
+        if not settings.redis_url:
+            raise ConfigError(NO_REDIS_URL)
         load_providers(settings)
         database = Database(
             settings.database_url, settings.database_pool_size, settings.database_pool_timeout

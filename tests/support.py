@@ -569,3 +569,87 @@ def api_key(app: Flask, tenant: str, *, read_only: bool = False) -> dict[str, st
             session, tenant, services.settings.api_key_secret, read_only=read_only
         )
     return {"Authorization": f"Bearer {key}"}
+
+
+# --- The `gateway` command line, as a person runs it -------------------------------------------
+
+GATEWAY_SCRIPT = str(Path(sys.executable).with_name("gateway"))
+CLIENT_VARIABLES = ("GATEWAY_URL", "GATEWAY_API_KEY")
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def client_environ(run_file: Path, **values: str) -> dict[str, str]:
+    """This environment without any gateway setting or client variable, its run file `run_file`
+    (absent unless the test writes it), plus `values`."""
+    names = {f.metadata["env"] for f in dataclasses.fields(Settings)} | set(CLIENT_VARIABLES)
+    env = {k: v for k, v in os.environ.items() if k not in names}
+    env.update(RUN_FILE=str(run_file), **values)
+    return env
+
+
+def gateway(
+    *args: str, env: dict[str, str], input: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run `gateway ARGS…` to its end; its exit status, stdout and stderr."""
+    return subprocess.run(
+        [GATEWAY_SCRIPT, *args],
+        env=env,
+        input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+class Terminal:
+    """`gateway ARGS…` on a pseudo-terminal, as a person's shell runs it; its screen output is
+    read by a thread."""
+
+    def __init__(self, *args: str, env: dict[str, str], columns: int = 120) -> None:
+        import pty
+
+        master, slave = pty.openpty()
+        terminal_env = dict(env, TERM="xterm-256color", COLUMNS=str(columns), LINES="40")
+        self.process = subprocess.Popen(
+            [GATEWAY_SCRIPT, *args], stdin=slave, stdout=slave, stderr=slave, env=terminal_env
+        )
+        os.close(slave)
+        self._master = master
+        self._raw = bytearray()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self._master, 4096)
+            except OSError:  # EIO: the other side closed
+                break
+            if not chunk:
+                break
+            self._raw += chunk
+        os.close(self._master)
+
+    @property
+    def raw(self) -> str:
+        """Everything written so far, escape sequences included."""
+        return bytes(self._raw).decode(errors="replace")
+
+    @property
+    def text(self) -> str:
+        """What was written so far, without escape sequences."""
+        return ANSI_ESCAPE.sub("", self.raw)
+
+    def wait(self, timeout: float = 30) -> int:
+        """Its exit status, once it exited and its output was read."""
+        status = self.process.wait(timeout=timeout)
+        self._reader.join(10)
+        return status
+
+    def close(self) -> None:
+        """Stop it if it still runs (a failed test)."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()

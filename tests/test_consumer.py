@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 import redis
 
-from events.consumer import Consumer, ConsumerOptions, parse_autoclaim, summarise
+from events.consumer import Consumer, ConsumerOptions, parse_autoclaim
+from events.display import summarise
 from events.model import Event
 from gateway import jobs
 from tests.factories import make_job
