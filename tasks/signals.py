@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from typing import Any
 
 from celery import signals
@@ -12,6 +14,26 @@ from gateway.services import get_services
 from providers import ProviderError
 
 log = logging.getLogger(__name__)
+
+# On the prefork pool a hard time limit reports one failure twice: the pool's error callback
+# and its timeout callback each send task_failure, a tenth of a second apart. Handling both
+# would send the rest of a completed stage's chain twice; a task's failure is handled once.
+REPEAT_WINDOW = 60.0  # seconds a task id's failure is remembered in this process
+_handled: dict[str, float] = {}
+_handled_lock = threading.Lock()
+
+
+def first_report(task_id: str) -> bool:
+    """Whether this process has not handled a failure of `task_id` within REPEAT_WINDOW."""
+    now = time.monotonic()
+    with _handled_lock:
+        for seen, at in list(_handled.items()):  # failures are rare: a scan costs nothing
+            if now - at > REPEAT_WINDOW:
+                del _handled[seen]
+        if task_id in _handled:
+            return False
+        _handled[task_id] = now
+        return True
 
 
 @signals.task_failure.connect
@@ -24,15 +46,15 @@ def fail_job_after_final_failure(
 ) -> None:
     """Publish `job.failed` for a stage task that failed for good (retries exhausted or a crash).
 
-    Celery sends this signal once, after the last attempt; nothing of the job runs after it,
-    so its event is the job's last. A completed stage is not failed: fail_stage refuses. If its
+    Celery sends this signal after the last attempt (twice for a prefork hard time limit: the
+    second is dropped); nothing of the job runs after it, so its event is the job's last. A completed stage is not failed: fail_stage refuses. If its
     next stage never began (the task failed after its commit, publishing that stage while Redis
     was down for longer than the publish retries, or killed there by the prefork hard time
     limit), the rest of the chain is sent now; if Redis still refuses, the message, never
     acknowledged, comes back after the visibility timeout and its redelivery sends it.
     """
     stage = getattr(sender, "stage", None)
-    if stage is None or not args:
+    if stage is None or not args or (task_id is not None and not first_report(task_id)):
         return
     job_id = args[0]
     with logs.job_context(job_id=job_id, stage=stage, task_id=task_id):

@@ -19,7 +19,7 @@ from providers.analysis import SimulatedAnalyzer
 from providers.enrichment import SimulatedEnricher
 from providers.registry import register
 from tasks.pipeline import build_chain
-from tests.factories import make_committed_job
+from tests.factories import make_committed_job, make_job
 from tests.support import (
     TaskEvents,
     WorkerProcess,
@@ -192,3 +192,36 @@ def test_provider_retries_are_bounded_by_provider_failures_not_by_reruns(make_ap
     retries = [e.payload for e in events if e.event_type == ev.STAGE_RETRYING]
     assert [(p["stage"], p["attempt"]) for p in retries] == [("analysis", 2)]
     assert events[-1].event_type == ev.JOB_COMPLETED
+
+
+@pytest.mark.slow
+def test_a_prefork_hard_time_limit_after_a_stage_completed_sends_the_rest_of_the_chain_once(
+    make_app, tmp_path
+):
+    # Given a prefork worker whose pool process hangs publishing the next stage, right after
+    # the extraction's result was committed, until the hard time limit (2 x 0.5 + 10 = 11 s)
+    app = make_app(stage_time_limit=0.5, retry_backoff_max=0.5, broker_visibility_timeout=13,
+                   stalled_job_timeout=600.0, worker_concurrency=1, worker_pool="prefork")  # fmt: skip
+    settings = get_services(app).settings
+    hanging = settings.replace(extra_provider_modules="tests.hang_hooks", log_level="INFO")
+    worker = WorkerProcess(hanging, f"hang-{uuid.uuid4().hex[:6]}", tmp_path / "hang.log")
+    worker.start()
+    try:
+        with get_services(app).database.session() as session:
+            job = make_job(session)
+
+        # When the job runs, and the hard time limit kills the pool process
+        assert get_services(app).pipeline.dispatch(job.id)
+        wait_until(lambda: "Hard time limit" in worker.log(), timeout=40)
+
+        # Then the failure handler sends the rest of the chain, once, and the job completes
+        done = wait_until(
+            lambda: (j := load_job(app, job.id)).status == "completed" and j, timeout=30
+        )
+    finally:
+        worker.stop()
+    log = worker.log()
+    assert log.count("Hard time limit") == 1, log
+    sent = [line for line in log.splitlines() if "completed, then its task failed" in line]
+    assert len(sent) == 1, "\n".join(sent)
+    assert [run.attempts for run in done.runs] == [1, 1, 1]
