@@ -46,5 +46,8 @@ bench: $(STAMP) ## Benchmarks: entity quality on the corpus, list cost, pipeline
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.load
 
+mutation: $(STAMP) ## Mutation testing of the service layer with the fast tests, and its score (slow; docs/testing.md)
+	$(BIN)/python -m tests.mutation
+
 clean: ## Remove the virtualenv, caches and the embedded instance data
-	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info mutants

@@ -4,6 +4,7 @@ test, and a live embedded Celery worker. Nothing is mocked."""
 from __future__ import annotations
 
 import contextlib
+import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -29,15 +30,30 @@ hypothesis.settings.register_profile("gateway", derandomize=True, database=None,
 hypothesis.settings.load_profile("gateway")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests that run a live embedded worker, so a quick run can leave them out."""
+    for item in items:
+        if {"worker", "worker_for"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.worker)
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    """A fresh database, migrated with Alembic, dropped after the session."""
+    """A fresh database, migrated with Alembic, dropped after the session.
+
+    With TEST_DATABASE_TEMPLATE (an already migrated database), a copy of it instead: what
+    `make mutation` uses, whose every mutant starts a session of its own.
+    """
     name = f"gateway_test_{uuid.uuid4().hex[:12]}"
+    template = os.environ.get("TEST_DATABASE_TEMPLATE")
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(
+            text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+        )
     url = admin.url.set(database=name).render_as_string(hide_password=False)
-    upgrade_schema(url)
+    if not template:
+        upgrade_schema(url)
     yield url
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -544,6 +544,14 @@ def outbox_event_types(session: Session, job_id: str) -> list[str]:
     return list(session.scalars(query.order_by(OutboxEvent.id)))
 
 
+def outbox_events(session: Session, job_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """The job's (event type, payload) pairs as stored in the outbox, in order."""
+    query = select(OutboxEvent.event_type, OutboxEvent.payload).where(OutboxEvent.job_id == job_id)
+    return [
+        (row.event_type, row.payload) for row in session.execute(query.order_by(OutboxEvent.id))
+    ]
+
+
 def drain(consumer: Consumer, rounds: int = 3) -> None:
     """Poll until `rounds` polls in a row found nothing."""
     quiet = 0

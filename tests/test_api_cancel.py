@@ -63,13 +63,13 @@ def test_a_finished_job_cannot_be_cancelled_and_records_nothing(client, session,
     assert client.get(f"/api/jobs/{job.id}/").get_json()["status"] == finish
 
 
-def test_a_cancelled_jobs_queued_stages_never_run(client, session, services, request):
+def test_a_cancelled_jobs_queued_stages_never_run(app, client, session, services, worker_for):
     # Given a job whose chain waits in the broker (no worker yet)
     job_id = client.post("/api/jobs/", json=job_payload()).get_json()["id"]
     assert services.redis.llen("extraction") == 1
     # When it is cancelled and a worker then comes up
     assert client.post(f"/api/jobs/{job_id}/cancel/").status_code == 200
-    request.getfixturevalue("worker")
+    worker_for(app)
     wait_until(
         lambda: services.redis.llen("extraction") == 0 and not services.redis.hlen("unacked")
     )

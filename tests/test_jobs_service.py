@@ -13,7 +13,7 @@ from gateway import jobs, runs
 from gateway.errors import GatewayError, InvalidPipelineError, InvalidTransitionError
 from gateway.models import Job
 from tests.factories import STATUSES, make_job, make_job_in
-from tests.support import outbox_event_types, race
+from tests.support import outbox_event_types, outbox_events, race
 
 ROUNDS = 40
 
@@ -70,18 +70,99 @@ def test_completing_the_last_stage_races_cancel_and_exactly_one_wins(services, s
 
 
 def test_failing_a_stage_races_cancel_and_exactly_one_wins(services, session):
-    for _ in range(ROUNDS // 2):
+    outcomes: Counter[str] = Counter()
+    # Race at least ROUNDS / 2 times, and on until each side has won at least once.
+    while sum(outcomes.values()) < ROUNDS // 2 or len(outcomes) < 2:
+        assert sum(outcomes.values()) < 5 * ROUNDS, f"one side never wins: {outcomes}"
+        # Given a job whose first stage is running
         job = make_job(session, stages=["extraction", "analysis"])
         runs.start_stage(session, job.id, "extraction")
+        # When its provider fails for good while a client cancels it
         failed, cancel = race(
             services,
             lambda s, j=job.id: runs.fail_stage(s, j, "extraction", "Provider timeout"),
             lambda s, j=job.id: jobs.cancel_job(s, j),
         )
+        # Then exactly one of them applied, and the job and its events agree with it
         assert failed is not cancelled(cancel)
-        assert reload(session, job.id).status == ("failed" if failed else "cancelled")
+        final = reload(session, job.id)
+        assert final.status == ("failed" if failed else "cancelled")
+        assert [r.status for r in final.runs] == [final.status, "skipped"]
         types = outbox_event_types(session, job.id)
         assert [t for t in types if t in TERMINAL_TYPES] == [types[-1]]
+        outcomes[final.status] += 1
+    # Both outcomes happened, so the race was really run
+    assert outcomes["failed"] and outcomes["cancelled"], outcomes
+
+
+def test_cancel_racing_a_start_reports_the_status_the_job_had_when_cancelled(services, session):
+    outcomes: Counter[str] = Counter()
+    while sum(outcomes.values()) < ROUNDS // 2 or len(outcomes) < 2:
+        assert sum(outcomes.values()) < 5 * ROUNDS, f"one side never wins: {outcomes}"
+        # Given a pending job
+        job = make_job(session, stages=["extraction", "analysis"])
+        # When its first stage starts while a client cancels it
+        started, cancel = race(
+            services,
+            lambda s, j=job.id: runs.start_stage(s, j, "extraction"),
+            lambda s, j=job.id: jobs.cancel_job(s, j),
+        )
+        assert cancelled(cancel)
+        # Then job.cancelled names processing if the start came first, pending otherwise
+        events = outbox_events(session, job.id)
+        types = [t for t, _ in events]
+        previous = "processing" if "job.stage_started" in types else "pending"
+        assert (started is not None) == (previous == "processing")
+        assert events[-1] == ("job.cancelled", {"previous_status": previous})
+        statuses = [r.status for r in reload(session, job.id).runs]
+        assert statuses == (["cancelled", "skipped"] if started else ["skipped", "skipped"])
+        outcomes[previous] += 1
+    assert outcomes["processing"] and outcomes["pending"], outcomes
+
+
+def test_cancel_returns_the_task_ids_of_every_stage_that_had_not_finished(session):
+    # A pending job: every stage, none started
+    pending = make_job(session)
+    assert jobs.cancel_job(session, pending.id).unfinished_task_ids == [
+        r.task_id for r in pending.runs
+    ]
+    # During analysis: the analysis (running) and the enrichment (skipped), not the extraction
+    running = make_job_in(session, "processing", at="analysis")
+    cancellation = jobs.cancel_job(session, running.id)
+    assert cancellation.unfinished_task_ids == [r.task_id for r in running.runs[1:]]
+    assert cancellation.job.status == "cancelled"
+    assert outbox_events(session, running.id)[-1] == (
+        "job.cancelled",
+        {"previous_status": "processing"},
+    )
+
+
+@pytest.mark.parametrize("status", ["completed", "failed", "cancelled"])
+def test_a_finished_job_cannot_be_cancelled_and_the_refusal_names_its_status(session, status):
+    job = make_job_in(session, status)
+    with pytest.raises(InvalidTransitionError, match=f"from status {status}$"):
+        jobs.cancel_job(session, job.id)
+    assert reload(session, job.id).event_seq == job.event_seq
+
+
+@pytest.mark.parametrize("remaining", [0, 1])
+def test_the_last_page_has_no_cursor_even_when_exactly_limit_jobs_remain(session, remaining):
+    # Given limit + remaining jobs
+    limit = 3
+    made = [make_job(session).id for _ in range(limit + remaining)]
+    newest_first = made[::-1]
+
+    # When the list is read page by page
+    first = jobs.list_jobs(session, limit=limit)
+    assert [j.id for j in first.jobs] == newest_first[:limit]
+    if not remaining:
+        # Then a full last page has no cursor: no request ends on an empty page
+        assert first.next_cursor is None
+        return
+    assert first.next_cursor is not None
+    second = jobs.list_jobs(session, limit=limit, cursor=first.next_cursor)
+    assert [j.id for j in second.jobs] == newest_first[limit:]
+    assert second.next_cursor is None
 
 
 def test_a_stage_completed_twice_at_once_records_once(services, session):

@@ -1,0 +1,125 @@
+"""What the stage tasks record (gateway.runs): retries, starts and completions, and the states
+each refuses, checked on the stored rows and the outbox."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway import jobs, runs
+from tests.factories import DOCUMENT, make_job, make_job_in
+from tests.support import outbox_event_types, outbox_events
+
+
+def test_a_retry_stores_its_error_counts_a_failure_and_reports_attempt_and_countdown(session):
+    # Given an extraction running its first attempt
+    job = make_job_in(session, "processing", at="extraction")
+
+    # When its provider fails and the failure will be retried
+    assert runs.record_retry(session, job.id, "extraction", "Provider timeout", 0.5)
+
+    # Then the run keeps the error, one failure counts, and the event says which attempt failed
+    run = jobs.get_job(session, job.id).runs[0]
+    assert (run.status, run.error, run.failures, run.attempts) == (
+        "started",
+        "Provider timeout",
+        1,
+        1,
+    )
+    assert outbox_events(session, job.id)[-1] == (
+        "job.stage_retrying",
+        {"stage": "extraction", "attempt": 1, "error": "Provider timeout", "countdown": 0.5},
+    )
+
+
+def test_the_next_attempt_clears_the_error_of_the_one_before(session):
+    job = make_job_in(session, "processing", at="extraction")
+    runs.record_retry(session, job.id, "extraction", "Provider timeout", 0.5)
+
+    assert runs.start_stage(session, job.id, "extraction") is not None
+
+    run = jobs.get_job(session, job.id).runs[0]
+    assert (run.status, run.error, run.attempts, run.failures) == ("started", None, 2, 1)
+    assert outbox_events(session, job.id)[-1] == (
+        "job.stage_started",
+        {"stage": "extraction", "attempt": 2},
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "stage"),
+    [
+        ("pending", "extraction"),  # the job never started
+        ("processing", "enrichment"),  # a stage that has not started, while another runs
+        ("processing", "extraction"),  # a stage that already completed
+        ("failed", "analysis"),
+        ("cancelled", "analysis"),
+        ("completed", "enrichment"),
+    ],
+)
+def test_a_retry_is_refused_unless_its_stage_is_running_and_records_nothing(session, status, stage):
+    # Given a job where `stage` is not running (at analysis: extraction completed before)
+    job = make_job_in(session, status, at="analysis" if status != "pending" else None)
+    before = jobs.get_job(session, job.id)
+    events = outbox_event_types(session, job.id)
+
+    # When a retry of that stage is reported
+    assert not runs.record_retry(session, job.id, stage, "Provider timeout", 0.5)
+
+    # Then nothing changed: no error, no failure counted, no event
+    after = jobs.get_job(session, job.id)
+    assert [(r.status, r.error, r.failures) for r in after.runs] == [
+        (r.status, r.error, r.failures) for r in before.runs
+    ]
+    assert after.event_seq == before.event_seq
+    assert outbox_event_types(session, job.id) == events
+
+
+def test_a_stage_that_never_started_cannot_be_completed(session):
+    # Given extraction running, analysis still pending
+    job = make_job_in(session, "processing", at="extraction")
+    events = outbox_event_types(session, job.id)
+
+    # When a result for the analysis arrives
+    assert not runs.complete_stage(session, job.id, "analysis", {"word_count": 1})
+
+    # Then it is discarded: the analysis is still pending, with no result and no event
+    job = jobs.get_job(session, job.id)
+    assert [(r.status, r.result) for r in job.runs[1:]] == [("pending", None)] * 2
+    assert outbox_event_types(session, job.id) == events
+
+
+def test_completing_a_stage_stores_its_result_and_the_last_one_completes_the_job(session):
+    job = make_job_in(session, "processing", stages=["extraction", "analysis"], at="analysis")
+
+    assert runs.complete_stage(session, job.id, "analysis", {"word_count": 13})
+
+    job = jobs.get_job(session, job.id)
+    assert (job.status, [r.status for r in job.runs]) == ("completed", ["completed"] * 2)
+    assert job.runs[1].result == {"word_count": 13}
+    assert outbox_events(session, job.id)[-2:] == [
+        ("job.stage_completed", {"stage": "analysis", "result": {"word_count": 13}}),
+        ("job.completed", {"stages": ["extraction", "analysis"]}),
+    ]
+
+
+def test_a_later_stage_starts_with_the_output_of_the_stage_before(session):
+    job = make_job(session)
+    assert runs.start_stage(session, job.id, "extraction") == DOCUMENT
+    runs.complete_stage(session, job.id, "extraction", {"text": "extracted"})
+
+    assert runs.start_stage(session, job.id, "analysis") == {"text": "extracted"}
+    assert outbox_events(session, job.id)[-1] == (
+        "job.stage_started",
+        {"stage": "analysis", "attempt": 1},
+    )
+
+
+def test_a_failure_is_recorded_on_its_stage_and_job_with_its_event(session):
+    job = make_job_in(session, "processing", at="analysis")
+
+    assert runs.fail_stage(session, job.id, "analysis", "Provider timeout")
+
+    assert outbox_events(session, job.id)[-1] == (
+        "job.failed",
+        {"stage": "analysis", "error": "Provider timeout"},
+    )
