@@ -269,12 +269,119 @@ class ExtractionStageSchema(StageSchema):
     )
 
 
+_DEFAULT_ONLY = (
+    " The shape of the default (rule-based) provider, see docs/results.md; the `simulated` "
+    "stand-in returns the seed's shape, a plug-in its own."
+)
+
+
+class EntitySchema(ma.Schema):
+    """One entity the analysis found, with its character offsets in the extracted text."""
+
+    type = fields.String(
+        metadata={
+            "enum": ["EMAIL", "PHONE", "URL", "DATE", "MONEY", "IDENTIFIER", "IBAN", "PERSON"]
+        }
+    )
+    text = fields.String(metadata={"example": "K-448210"})
+    start = fields.Integer(
+        metadata={"description": "Offset of the first character.", "example": 151}
+    )
+    end = fields.Integer(
+        metadata={"description": "Offset after the last character.", "example": 159}
+    )
+    label = fields.String(
+        metadata={
+            "description": "For an identifier: the label it followed.",
+            "example": "Kundennummer",
+        }
+    )
+
+
+class AnalysisResultSchema(ma.Schema):
+    """Output of the analysis stage."""
+
+    class Meta:
+        unknown = ma.INCLUDE
+
+    language = fields.String(
+        metadata={"description": "ISO 639-1 code the rules read the text in.", "example": "de"}
+    )
+    entities = fields.List(
+        fields.Nested(EntitySchema),
+        metadata={"description": "In text order, never overlapping." + _DEFAULT_ONLY},
+    )
+    category = fields.String(
+        metadata={"enum": ["billing", "cancellation", "technical", "sales", "account", "other"]}
+    )
+    keywords = fields.List(fields.String(), metadata={"example": ["kündigung", "vertrag"]})
+    truncated = fields.Boolean(
+        metadata={"description": "Present (true) when only a prefix of the text was read."}
+    )
+
+
+class EnrichmentResultSchema(ma.Schema):
+    """Output of the enrichment stage."""
+
+    class Meta:
+        unknown = ma.INCLUDE
+
+    language = fields.String(metadata={"example": "de"})
+    category = fields.String(metadata={"example": "cancellation"})
+    normalized = fields.Dict(
+        metadata={
+            "description": "Machine-readable values by kind: `phones` (E.164 and region), "
+            "`dates` (ISO 8601), `amounts` (decimal string and ISO 4217 currency), `ibans`, "
+            "`emails`." + _DEFAULT_ONLY,
+            "example": {
+                "phones": [
+                    {"text": "030 12345678", "e164": "+493012345678", "region": "DE", "valid": True}
+                ],
+                "dates": [{"text": "31. März 2024", "iso": "2024-03-31"}],
+                "amounts": [{"text": "1.249,90 EUR", "value": "1249.90", "currency": "EUR"}],
+            },
+        }
+    )
+    pii = fields.Dict(
+        metadata={
+            "description": "Whether the text holds each kind of personal data.",
+            "example": {"email": True, "phone": True, "iban": False, "person": True, "any": True},
+        }
+    )
+    redacted_text = fields.String(
+        metadata={
+            "description": "The text with [EMAIL], [PHONE], [IBAN] and [PERSON] in place of "
+            "what they stand for.",
+            "example": "From: [PERSON] <[EMAIL]>",
+        }
+    )
+    summary = fields.String(metadata={"description": "The two most central sentences, redacted."})
+    word_count = fields.Integer()
+    reading_time_seconds = fields.Integer()
+
+
+class AnalysisStageSchema(StageSchema):
+    """The analysis stage of a job: entities, category and keywords."""
+
+    results = AsStored(
+        AnalysisResultSchema, metadata={"description": "The stage's output, once completed."}
+    )
+
+
+class EnrichmentStageSchema(StageSchema):
+    """The enrichment stage of a job: normalised values, PII flags, redacted text, summary."""
+
+    results = AsStored(
+        EnrichmentResultSchema, metadata={"description": "The stage's output, once completed."}
+    )
+
+
 class PipelineStagesSchema(ma.Schema):
     """The configured stages, in pipeline order (a stage not configured is absent)."""
 
     extraction = fields.Nested(ExtractionStageSchema)
-    analysis = fields.Nested(StageSchema)
-    enrichment = fields.Nested(StageSchema)
+    analysis = fields.Nested(AnalysisStageSchema)
+    enrichment = fields.Nested(EnrichmentStageSchema)
 
 
 class JobResultsSchema(ma.Schema):
