@@ -40,6 +40,7 @@ lint: $(STAMP) ## Ruff (lint and format check), mypy, and the import layers (imp
 docs: $(STAMP) ## Regenerate docs/configuration.md's tables and .env.example from gateway/config.py
 	$(BIN)/python -m gateway.config_docs
 
+bench: export EXTRACTOR_PROVIDER ?= fast  # the simulated extractor: the benchmarks measure the pipeline
 bench: $(STAMP) ## Benchmarks: entity quality on the corpus, list cost, pipeline throughput, load
 	$(BIN)/python -m bench.quality
 	$(BIN)/python -m bench.list_jobs

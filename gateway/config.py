@@ -16,6 +16,7 @@ from gateway.stages import STAGES
 INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
 # Where `make run` says which URLs it chose, for the commands of other shells (gateway.runfile).
 DEFAULT_RUN_FILE = INSTANCE_DIR / "run.json"
+MIB = 1024 * 1024
 # Bytes of UTF-8 up to which an extracted text is inlined in its job (INLINE_TEXT_LIMIT).
 DEFAULT_INLINE_TEXT_LIMIT = 65_536
 # The field naming each stage's provider, in pipeline order.
@@ -91,6 +92,13 @@ def is_loopback(address: str) -> bool:
         return ipaddress.ip_address(address).is_loopback
     except ValueError:
         return False
+
+
+def _languages(value: str) -> str:
+    codes = dict.fromkeys(code.strip().lower() for code in value.split(",") if code.strip())
+    if not codes or not all(len(code) == 2 and code.isalpha() for code in codes):
+        raise ValueError("must be ISO 639-1 codes separated by commas, e.g. en,de,fr,es")
+    return ",".join(codes)
 
 
 def _module_names(value: str) -> str:
@@ -248,8 +256,10 @@ class Settings:
     )
     extractor_provider: str = _env(
         "EXTRACTOR_PROVIDER",
-        default="fast",
-        doc="Extraction provider: `fast` or `slow`.",
+        default="default",
+        doc="Extraction provider: `default` reads real documents (PDF, DOCX, HTML, RTF, text); "
+        "`fast` and `slow` are the simulated ones (~0.1 s and ~2 s), which the tests and "
+        "`make bench` select. A job may choose its own (`pipeline_config.providers`).",
         section="Pipeline",
     )
     analyzer_provider: str = _env(
@@ -371,6 +381,98 @@ class Settings:
         default=False,
         doc="Whether every stage message sent raises a Celery task-sent event (Flower then "
         "lists queued stages; off, it shows stages once a worker received them).",
+    )
+    languages: str = _env(
+        "LANGUAGES",
+        _languages,
+        default="en,de,fr,es,it,nl,pt",
+        doc="Languages a document may be told to be in (ISO 639-1, comma-separated); the "
+        "extraction's `language` is one of them, or null for a text without words.",
+        section="Documents",
+    )
+    max_document_bytes: int = _env(
+        "MAX_DOCUMENT_BYTES",
+        _positive(int),
+        default=10 * MIB,
+        doc="Bytes a document of any type may have (10 MiB); "
+        "a larger one fails its extraction. The per-type limits below apply too.",
+    )
+    max_pdf_bytes: int = _env(
+        "MAX_PDF_BYTES",
+        _positive(int),
+        default=10 * MIB,
+        doc="Bytes a PDF may have (10 MiB).",
+    )
+    max_docx_bytes: int = _env(
+        "MAX_DOCX_BYTES",
+        _positive(int),
+        default=10 * MIB,
+        doc="Bytes a DOCX may have (10 MiB).",
+    )
+    max_html_bytes: int = _env(
+        "MAX_HTML_BYTES",
+        _positive(int),
+        default=5 * MIB,
+        doc="Bytes an HTML document may have (5 MiB).",
+    )
+    max_rtf_bytes: int = _env(
+        "MAX_RTF_BYTES",
+        _positive(int),
+        default=5 * MIB,
+        doc="Bytes an RTF document may have (5 MiB).",
+    )
+    max_text_bytes: int = _env(
+        "MAX_TEXT_BYTES",
+        _positive(int),
+        default=10 * MIB,
+        doc="Bytes a plain text or Markdown document may have (10 "
+        "MiB), uploaded or sent as `document_content`.",
+    )
+    max_pdf_pages: int = _env(
+        "MAX_PDF_PAGES",
+        _positive(int),
+        default=2000,
+        doc="Pages a PDF may have; one with more fails its extraction.",
+    )
+    max_pages_processed: int = _env(
+        "MAX_PAGES_PROCESSED",
+        _positive(int),
+        default=200,
+        doc="Pages of a PDF whose text is extracted; beyond them the result says "
+        "`pages_processed` (and `pages`, the count).",
+    )
+    max_inflated_bytes: int = _env(
+        "MAX_INFLATED_BYTES",
+        _positive(int),
+        default=100 * MIB,
+        doc="Bytes the compressed parts of a document may inflate to "
+        "(100 MiB): a DOCX's XML, each stream of a PDF.",
+    )
+    max_compression_ratio: int = _env(
+        "MAX_COMPRESSION_RATIO",
+        _positive(int),
+        default=100,
+        doc="How many times its compressed size a DOCX's XML, or a PDF stream (times the "
+        "PDF's size), may inflate to: a zip or flate bomb fails at once.",
+    )
+    extraction_cpu_seconds: int = _env(
+        "EXTRACTION_CPU_SECONDS",
+        _positive(int),
+        default=10,
+        doc="CPU seconds the sandboxed parser of one document may use (RLIMIT_CPU).",
+    )
+    extraction_memory_mb: int = _env(
+        "EXTRACTION_MEMORY_MB",
+        _positive(int),
+        default=768,
+        doc="MiB of address space the sandboxed parser of one document may use (RLIMIT_AS).",
+    )
+    extraction_wall_seconds: float = _env(
+        "EXTRACTION_WALL_SECONDS",
+        _positive(float),
+        default=20.0,
+        doc="Seconds the sandboxed parser of one document may run (at most `STAGE_TIME_LIMIT`) "
+        "before it is killed.",
     )
     events_stream: str = _env(
         "EVENTS_STREAM",
@@ -589,6 +691,32 @@ class Settings:
     def provider_modules(self) -> list[str]:
         """The plug-in provider modules to import, in order."""
         return [name for name in self.extra_provider_modules.split(",") if name]
+
+    @property
+    def language_codes(self) -> tuple[str, ...]:
+        """LANGUAGES as a tuple of ISO 639-1 codes."""
+        return tuple(self.languages.split(","))
+
+    @property
+    def document_limits(self) -> dict[str, Any]:
+        """The limits a document must keep to be extracted, as the fields of
+        providers.documents.limits.DocumentLimits (built by gateway.services: the command-line
+        client imports this module, and none of the providers)."""
+        return dict(
+            max_document_bytes=self.max_document_bytes,
+            max_pdf_bytes=self.max_pdf_bytes,
+            max_docx_bytes=self.max_docx_bytes,
+            max_html_bytes=self.max_html_bytes,
+            max_rtf_bytes=self.max_rtf_bytes,
+            max_text_bytes=self.max_text_bytes,
+            max_pages=self.max_pdf_pages,
+            max_pages_processed=self.max_pages_processed,
+            max_inflated_bytes=self.max_inflated_bytes,
+            max_compression_ratio=self.max_compression_ratio,
+            cpu_seconds=self.extraction_cpu_seconds,
+            memory_bytes=self.extraction_memory_mb * MIB,
+            wall_seconds=self.extraction_wall_seconds,
+        )
 
     @property
     def providers(self) -> dict[str, str]:

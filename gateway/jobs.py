@@ -33,6 +33,7 @@ from gateway.errors import (
 from gateway.idempotency import IdempotentRequest
 from gateway.models import (
     ACTIVE_JOB_STATUSES,
+    FILES,
     JOBS,
     RUNS,
     Job,
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 
 _INSERT_JOB = insert(JOBS)
 _INSERT_RUNS = insert(RUNS)
+_INSERT_FILE = insert(FILES)
 _RUN_COLUMNS = [c.label(f"run_{c.name}") for c in RUNS.columns if c.name != "job_id"]
 # Reads leave the document out: it may be megabytes, no representation shows it, and the
 # extraction stage reads it itself.
@@ -107,6 +109,15 @@ class JobSnapshot:
 
 
 @dataclass(frozen=True)
+class DocumentFile:
+    """An uploaded document: its bytes, and the type and name the client declared."""
+
+    content: bytes
+    content_type: str | None = None
+    filename: str | None = None
+
+
+@dataclass(frozen=True)
 class Page:
     """One page of jobs, newest first, and the cursor of the next page (None on the last)."""
 
@@ -135,14 +146,18 @@ def create_job(
     *,
     document_name: str,
     document_type: str,
-    document_content: str,
+    document_content: str = "",
     stages: list[str],
     tenant: str | None = None,
     providers: dict[str, str] | None = None,
     idempotent: IdempotentRequest | None = None,
+    document_file: DocumentFile | None = None,
 ) -> JobSnapshot:
     """Store a pending job of `tenant`, its stage runs, `job.created` and the idempotency key
     it is created under (if any) in one transaction.
+
+    The document is `document_content`, a text, or `document_file`, an upload stored with the
+    job in the same transaction (its extraction reads the bytes; the job's text is then empty).
 
     `providers` names the provider of some of its stages (the others run the configured
     one); InvalidPipelineError for a stage the job does not run or a name not registered.
@@ -193,6 +208,17 @@ def create_job(
     connection.execute(
         _INSERT_RUNS, [{c.name: getattr(r, c.name) for c in RUNS.columns} for r in runs]
     )
+    if document_file is not None:
+        connection.execute(
+            _INSERT_FILE,
+            {
+                "job_id": job_id,
+                "content": document_file.content,
+                "content_type": document_file.content_type,
+                "filename": document_file.filename,
+                "size": len(document_file.content),
+            },
+        )
     payload = {"document_name": document_name, "document_type": document_type, "stages": stages}
     record(session, job.id, (1, ev.JOB_CREATED, payload))
     if idempotent is not None:

@@ -1,5 +1,6 @@
-"""Typed SQLAlchemy models: a job, its stage runs, their large texts, the event outbox, the
-tenants and API keys that own jobs, and the idempotency keys jobs were created under."""
+"""Typed SQLAlchemy models: a job, its uploaded file, its stage runs, their large texts, the
+event outbox, the tenants and API keys that own jobs, and the idempotency keys jobs were
+created under."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Table,
     Text,
@@ -156,6 +158,21 @@ class StageText(Base):
     text: Mapped[str] = mapped_column(Text)
 
 
+class JobFile(Base):
+    """An uploaded document: its bytes, stored in the job's create transaction, read once by
+    its extraction stage. Nothing else loads it (a job of a file has an empty document_content).
+    """
+
+    __tablename__ = "job_files"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    # As the client declared them; the extractor tells the real type from the bytes.
+    content_type: Mapped[str | None] = mapped_column(String(255))
+    filename: Mapped[str | None] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(Integer)
+
+
 class OutboxEvent(Base):
     """An event recorded in the transaction of the change it reports, appended to the stream later."""
 
@@ -237,6 +254,7 @@ JOBS = cast(Table, Job.__table__)
 RUNS = cast(Table, StageRun.__table__)
 OUTBOX = cast(Table, OutboxEvent.__table__)
 TEXTS = cast(Table, StageText.__table__)
+FILES = cast(Table, JobFile.__table__)
 TENANTS = cast(Table, Tenant.__table__)
 API_KEYS = cast(Table, ApiKey.__table__)
 IDEMPOTENCY_KEYS = cast(Table, IdempotencyKey.__table__)

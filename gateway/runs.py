@@ -20,6 +20,7 @@ from gateway.errors import JobNotFoundError
 from gateway.jobs import JobSnapshot, RunSnapshot, get_job
 from gateway.models import (
     ACTIVE_JOB_STATUSES,
+    FILES,
     JOBS,
     RUNS,
     TEXTS,
@@ -28,6 +29,7 @@ from gateway.models import (
 )
 from gateway.outbox import record
 from gateway.transitions import SKIP_PENDING, execute, job_update, runs_update, take_seq
+from providers.base import Upload
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +41,13 @@ _START_RUN = runs_update(
     attempts=RUNS.c.attempts + 1,
     error=None,
 ).returning(RUNS.c.attempts, RUNS.c.position)
-# A stage's input: the document for the first stage, the previous stage's output for the
-# others, with its text if that was stored apart (see gateway.texts).
-_DOCUMENT = select(JOBS.c.document_content).where(JOBS.c.id == bindparam("job"))
+# A stage's input: the document for the first stage (its text, or its uploaded file), the
+# previous stage's output for the others, with its text if that was stored apart (gateway.texts).
+_DOCUMENT = (
+    select(JOBS.c.document_content, FILES.c.content, FILES.c.content_type, FILES.c.filename)
+    .outerjoin(FILES, FILES.c.job_id == JOBS.c.id)
+    .where(JOBS.c.id == bindparam("job"))
+)
 _PREVIOUS_OUTPUT = (
     select(RUNS.c.result, TEXTS.c.text)
     .outerjoin(TEXTS, and_(TEXTS.c.job_id == RUNS.c.job_id, TEXTS.c.stage == RUNS.c.name))
@@ -105,7 +111,10 @@ def start_stage(session: Session, job_id: str, stage: str) -> Any | None:
         if run.position > 1 and isinstance(stage_input, dict) and "text" not in stage_input:
             stage_input = {**stage_input, "text": _document_text(session, job_id)}
     else:
-        stage_input = execute(session, _DOCUMENT, job=job_id).scalar()
+        document = execute(session, _DOCUMENT, job=job_id).one()
+        stage_input = document.document_content
+        if document.content is not None:  # an upload: the extractor gets its bytes
+            stage_input = Upload(bytes(document.content), document.content_type, document.filename)
     session.commit()
     log.info("stage started", extra=_fields(job_id, stage, run.attempts))
     return stage_input

@@ -24,6 +24,7 @@ from gateway.errors import ConfigError
 from gateway.outbox import Outbox
 from gateway.runfile import NO_REDIS_URL
 from providers.base import Provider
+from providers.documents.limits import DocumentLimits
 
 if TYPE_CHECKING:  # the API uses these through Services, never by import (setup.cfg contracts)
     from celery import Celery
@@ -114,7 +115,8 @@ class Services:
         return cls(settings, database, client, outbox)
 
     def provider(self, stage: str, name: str) -> Provider:
-        """The provider `name` for `stage`, built once with the configured simulation knobs."""
+        """The provider `name` for `stage`, built once with the settings it asks for (its
+        signature names them: the simulation knobs, the document limits, the languages)."""
         with self._lock:
             key = (stage, name)
             if key not in self._providers:
@@ -123,6 +125,8 @@ class Services:
                     name,
                     latency_scale=self.settings.provider_latency_scale,
                     failure_rate=self.settings.failure_rates[stage],
+                    document_limits=DocumentLimits(**self.settings.document_limits),
+                    languages=self.settings.language_codes,
                 )
             return self._providers[key]
 

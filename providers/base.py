@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 
@@ -13,6 +14,24 @@ class ProviderError(Exception):
 
 class ProviderTimeoutError(ProviderError):
     """A provider call did not answer within its time limit."""
+
+
+class DocumentError(Exception):
+    """The document itself cannot be extracted: an unsupported type, a limit exceeded, a file
+    that is corrupt or hostile. Final: unlike a ProviderError, retrying cannot help."""
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An uploaded file: the extraction stage's input in place of a text.
+
+    `content_type` is what the client declared; extractors detect the real type from the
+    bytes and may use the declared one as a hint only (a charset, say).
+    """
+
+    content: bytes
+    content_type: str | None = None
+    filename: str | None = None
 
 
 class Provider(Protocol):
@@ -36,6 +55,7 @@ class SimulatedProvider:
         latency_scale: float = 1.0,
         failure_rate: float = 0.0,
         rng: random.Random | None = None,
+        **_other: Any,  # options for other kinds of provider (document limits, languages)
     ) -> None:
         self.latency_scale = latency_scale
         self.failure_rate = failure_rate

@@ -1,4 +1,8 @@
-"""Extractors: raw document content in, normalised text and basic statistics out."""
+"""Extractors: raw document content in, normalised text and basic statistics out.
+
+`fast` and `slow` simulate a remote service on the text as given; `default` reads real
+documents (see DefaultExtractor).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,15 @@ import re
 import unicodedata
 from typing import Any
 
-from providers.base import SimulatedProvider
+from providers.base import DocumentError, SimulatedProvider, Upload
+from providers.documents.detect import HTML, SNIFF_LENGTH, text_type
+from providers.documents.language import LanguageDetector
+from providers.documents.limits import DocumentLimits, size
+from providers.documents.sandbox import parse_sandboxed
 from providers.limits import bounded_text, utf8_size
 from providers.registry import register
+
+DEFAULT_LANGUAGES = ("en", "de", "fr", "es", "it", "nl", "pt")
 
 
 def normalise(text: str) -> str:
@@ -42,6 +52,8 @@ class _Extractor(SimulatedProvider):
     """
 
     def compute(self, data: Any) -> dict[str, Any]:
+        if isinstance(data, Upload):  # a file read as UTF-8 text, whatever it is: a simulation
+            data = data.content.decode("utf-8", "replace")
         text, truncated = bounded_text(str(data))
         text = normalise(text)
         text = re.sub(r"[ \t]+", " ", text).strip()
@@ -73,3 +85,75 @@ class SlowExtractor(_Extractor):
     """A high-latency extractor (~2 s), e.g. an OCR service."""
 
     latency = (1.8, 2.2)
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n\s*\n")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # keeps tab and line feed
+
+
+def tidy(text: str) -> str:
+    """Normalised text (see `normalise`): no control characters, inline whitespace collapsed,
+    lines trimmed, at most one empty line in a row. Never longer than `text`."""
+    text = _CONTROL.sub(" ", normalise(text.replace("\r\n", "\n").replace("\r", "\n")))
+    lines = (" ".join(line.split()) for line in text.split("\n"))
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def text_stats(text: str) -> dict[str, int]:
+    """Characters, words, sentences and lines of `text`."""
+    sentences = [s for s in _SENTENCE_END.split(text) if re.search(r"\w", s)]
+    return {
+        "characters": len(text),
+        "words": len(re.findall(r"\w+", text)),
+        "sentences": len(sentences),
+        "lines": text.count("\n") + 1 if text else 0,
+    }
+
+
+@register("extraction", "default")
+class DefaultExtractor:
+    """The real extractor: the document's type told from its bytes, its text parsed in a
+    sandboxed child process (PDF, DOCX, HTML, RTF, text in any encoding), normalised and
+    counted, and its language among LANGUAGES.
+
+    Output: `text`, `content_type`, `pages` and `pages_processed` (PDF), `title` (HTML),
+    `stats`, `language` (ISO 639-1, or null), `truncated` when the text was longer than
+    MAX_TEXT_LENGTH. A document over a limit, unsupported or damaged raises DocumentError,
+    which fails the stage at once (no retry).
+    """
+
+    def __init__(
+        self,
+        *,
+        document_limits: DocumentLimits | None = None,
+        languages: tuple[str, ...] = DEFAULT_LANGUAGES,
+    ) -> None:
+        self.limits = document_limits or DocumentLimits()
+        self.language = LanguageDetector(languages)
+
+    def process(self, data: Any, *, timeout: float) -> dict[str, Any]:
+        """Extract `data`: an Upload, bytes, or a text (the JSON contract's document_content)."""
+        if isinstance(data, Upload | bytes):
+            raw = data.content if isinstance(data, Upload) else data
+            parsed = parse_sandboxed(raw, self.limits, timeout)
+        else:
+            parsed = self._parse_text(str(data), timeout)
+        text, truncated = bounded_text(str(parsed.pop("text")))
+        # A parser may pass on lone surrogates (a broken PDF font map): no database stores them.
+        text = tidy(text).encode("utf-8", "replace").decode("utf-8")
+        result: dict[str, Any] = {"text": text, **parsed}
+        result["stats"] = text_stats(text)
+        result["language"] = self.language.detect(text)
+        if truncated:
+            result["truncated"] = True
+        return result
+
+    def _parse_text(self, text: str, timeout: float) -> dict[str, Any]:
+        """A text sent as text: plain text and Markdown are read here, HTML in the sandbox."""
+        content_type = text_type(text[:SNIFF_LENGTH])
+        if content_type == HTML:
+            return parse_sandboxed(text.encode("utf-8", "surrogatepass"), self.limits, timeout)
+        maximum, setting = self.limits.max_bytes("text")
+        if utf8_size(text) > maximum:
+            raise DocumentError(f"The text is more than {setting}={size(maximum)}.")
+        return {"content_type": content_type, "text": text}

@@ -14,7 +14,6 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Callable
-from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
 from providers.base import Provider
@@ -55,6 +54,8 @@ def discover() -> list[tuple[str, str]]:
     (a built-in, or one seen before) is kept: a plug-in adds choices, it never replaces one.
     PluginError when an entry point cannot be loaded.
     """
+    from importlib.metadata import entry_points  # slow to import; only start-up needs it
+
     added = []
     for stage in STAGES:
         for point in entry_points(group=entry_point_group(stage)):

@@ -12,6 +12,7 @@ from celery import signals
 from gateway import logs, metrics, runs
 from gateway.services import get_services
 from providers import ProviderError
+from providers.base import DocumentError
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def fail_job_after_final_failure(
         return
     job_id = args[0]
     with logs.job_context(job_id=job_id, stage=stage, task_id=task_id):
-        if isinstance(exception, ProviderError):
+        if isinstance(exception, ProviderError | DocumentError):
             message = str(exception)
         else:
             log.error("stage %s of job %s crashed", stage, job_id, exc_info=exception)

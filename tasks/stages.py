@@ -15,6 +15,7 @@ from gateway import logs, metrics, runs
 from gateway.services import get_services
 from gateway.stages import STAGES
 from providers import ProviderError
+from providers.base import DocumentError
 from tasks.base import AppContextTask
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,9 @@ class StageTask(AppContextTask):
     # Celery's count would mix the two kinds of retry, so neither bounds itself by it: provider
     # failures are bounded by the failures stored on the stage, database outages are waited out.
     max_retries = None
+    # A document that cannot be extracted fails its stage at once, logged in one line: an
+    # expected outcome, not a crash.
+    throws = (DocumentError,)
 
 
 def run_stage(task: StageTask, job_id: str, provider_name: str) -> None:

@@ -81,6 +81,7 @@ def settings(postgres_url: str, redis_server: RedisServer) -> Settings:
         # The simulated analyzer and enricher: the fault tests need their failure knobs.
         analyzer_provider="simulated",
         enricher_provider="simulated",
+        extractor_provider="fast",  # the simulated providers: fault tests keep their meaning
         retry_backoff_base=0.0,
         stage_max_retries=2,
         worker_concurrency=4,

@@ -44,7 +44,8 @@ PG_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 )
 TABLES = (
-    "idempotency_keys", "outbox_events", "stage_texts", "stage_runs", "jobs", "api_keys", "tenants"
+    "idempotency_keys", "outbox_events", "stage_texts", "job_files", "stage_runs", "jobs",
+    "api_keys", "tenants",
 )  # fmt: skip
 
 

@@ -19,7 +19,7 @@ def test_defaults_match_the_documented_contract():
     assert (settings.port, settings.flower_port) == (8000, 5555)
     assert settings.events_stream == "job_events"
     assert settings.providers == {
-        "extraction": "fast",
+        "extraction": "default",  # the real extractor; the simulated ones are chosen by name
         "analysis": "default",
         "enrichment": "default",
     }

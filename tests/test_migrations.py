@@ -50,7 +50,7 @@ def test_the_schema_upgrades_downgrades_and_upgrades_again(empty_database: str):
     upgrade_schema(empty_database)
     assert tables(empty_database) == {
         "jobs", "stage_runs", "stage_texts", "outbox_events", "tenants", "api_keys",
-        "idempotency_keys",
+        "idempotency_keys", "job_files",
     }  # fmt: skip
 
     command.downgrade(alembic_config(empty_database), "base")

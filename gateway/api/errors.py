@@ -33,7 +33,7 @@ DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
 _DETAILS = {
     400: "The request is invalid.",
     404: "Not found.",
-    415: "Content-Type must be application/json.",
+    415: "Content-Type must be application/json (or multipart/form-data to upload a file).",
 }
 
 

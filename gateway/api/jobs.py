@@ -5,6 +5,7 @@ Views stay thin; gateway.jobs and gateway.texts do the work.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from flask import Response, current_app
@@ -13,13 +14,14 @@ from flask.views import MethodView
 from gateway import jobs, logs, retries, texts
 from gateway.api import auth
 from gateway.api.errors import PROBLEM_JSON, ProblemSchema
-from gateway.api.parsing import Blueprint
+from gateway.api.parsing import MULTIPART, Blueprint
 from gateway.api.schemas import (
     IdempotencyHeaderSchema,
     JobCreateSchema,
     JobListQuerySchema,
     JobPageSchema,
     JobSchema,
+    JobUploadSchema,
 )
 from gateway.db import Database
 from gateway.errors import OverloadedError
@@ -64,6 +66,7 @@ class Jobs(MethodView):
 
     @blp.arguments(IdempotencyHeaderSchema, location="headers")
     @blp.arguments(JobCreateSchema)
+    @blp.doc(requestBody={"content": {MULTIPART: {"schema": JobUploadSchema}}})
     @blp.response(
         201,
         JobSchema,
@@ -78,7 +81,7 @@ class Jobs(MethodView):
     )
     @_problem(409, "A request under the same Idempotency-Key is still in progress (Retry-After)")
     @_problem(413, "Body larger than MAX_CONTENT_LENGTH")
-    @_problem(415, "Content-Type is not application/json")
+    @_problem(415, "Content-Type is neither application/json nor multipart/form-data")
     @_problem(422, "The Idempotency-Key was already used with a different body")
     @_problem(503, "Too many jobs waiting, or the database unreachable (see Retry-After)")
     def post(
@@ -86,6 +89,8 @@ class Jobs(MethodView):
     ) -> tuple[JobSnapshot, dict[str, str]]:
         """Create a job and hand its pipeline to the workers; returns before any stage runs.
 
+        The document comes as text (`document_content`), as base64 with its declared type
+        (`document_base64`, `content_type`), or, in a multipart/form-data body, as a `file` part.
         With an `Idempotency-Key`, a retry with the same body answers with the job the first
         request created, and creates nothing.
         """
@@ -95,7 +100,8 @@ class Jobs(MethodView):
         fields: dict[str, Any] = {
             "document_name": body["document_name"],
             "document_type": body["document_type"],
-            "document_content": body["document_content"],
+            "document_content": body.get("document_content", ""),
+            "document_file": body.get("document_file"),
             "stages": body["pipeline_config"]["stages"],
             "providers": body["pipeline_config"].get("providers"),
             "tenant": auth.tenant(),
@@ -106,7 +112,7 @@ class Jobs(MethodView):
                 creation = Creation(jobs.create_job(session, **fields), replayed=False)
             else:
                 ttl = get_services().settings.idempotency_ttl
-                request = IdempotentRequest.of(key, body, ttl)
+                request = IdempotentRequest.of(key, _fingerprinted(body), ttl)
                 creation = jobs.create_job_once(session, request, **fields)
         job = creation.job
         logs.bind(job_id=job.id)  # the request's lines from here on are about this job
@@ -117,6 +123,15 @@ class Jobs(MethodView):
         # job waits pending and the relay sends it.
         pipeline.start(job)
         return job, location
+
+
+def _fingerprinted(body: dict[str, Any]) -> dict[str, Any]:
+    """The body as its Idempotency-Key fingerprint sees it: an upload by its digest."""
+    upload = body.get("document_file")
+    if upload is None:
+        return body
+    digest = hashlib.sha256(upload.content).hexdigest()
+    return {**body, "document_file": [digest, upload.content_type, upload.filename]}
 
 
 @blp.route("/<job_id>/")

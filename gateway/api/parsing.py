@@ -1,4 +1,5 @@
-"""Request parsing: validation errors are 400 (not webargs' 422), a non-JSON body is 415.
+"""Request parsing: validation errors are 400 (not webargs' 422), a body neither JSON nor
+multipart/form-data (an upload) is 415.
 
 A JSON body is read and decoded within fixed bounds, so that no body, however built, costs
 more than its size or reaches the schemas in a shape they cannot handle:
@@ -91,10 +92,35 @@ def read_body(req: flask.Request) -> bytes:
     return data
 
 
+MULTIPART = "multipart/form-data"
+# Form fields whose value is JSON text (a form field can only be a string).
+JSON_FORM_FIELDS = ("pipeline_config",)
+
+
 class RequestParser(FlaskParser):
-    """webargs' Flask parser with the gateway's status codes and bounded JSON decoding."""
+    """webargs' Flask parser with the gateway's status codes and bounded JSON decoding.
+
+    A `multipart/form-data` body stands in for a JSON one: its fields and file parts form the
+    object the body's schema validates (one value per name: the first), JSON fields decoded.
+    """
 
     DEFAULT_VALIDATION_STATUS = 400
+
+    def load_json(self, req: flask.Request, schema: Any) -> Any:
+        if req.mimetype == MULTIPART:
+            return self._load_form(req)
+        return super().load_json(req, schema)
+
+    def _load_form(self, req: flask.Request) -> Any:
+        data: dict[str, Any] = {key: req.form.get(key) for key in req.form}
+        data.update({key: req.files.get(key) for key in req.files})
+        for key in JSON_FORM_FIELDS:
+            if isinstance(data.get(key), str):
+                try:
+                    data[key] = decode_json(data[key])
+                except ValueError:
+                    abort(400, messages={"json": {key: ["Invalid JSON in this form field."]}})
+        return data
 
     def _raw_load_json(self, req: flask.Request) -> Any:
         # webargs treats a non-JSON body as absent; the contract wants 415 for it.

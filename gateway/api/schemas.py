@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections import Counter
 from datetime import datetime
 from typing import Any
 
 import marshmallow as ma
 from marshmallow import fields, validate
+from werkzeug.datastructures import FileStorage
 
 from events.model import isoformat
 from gateway import jobs
@@ -130,8 +133,46 @@ class PipelineConfigSchema(ma.Schema):
             raise ma.ValidationError(messages)
 
 
+class Base64Bytes(fields.Field[bytes]):
+    """Bytes sent as standard base64 text (whitespace ignored); refused if not base64 or empty."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> bytes:
+        if not isinstance(value, str):
+            raise ma.ValidationError("Not a valid string.")
+        text = "".join(value.split())
+        try:
+            content = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise ma.ValidationError("Not valid base64.") from None
+        if not content:
+            raise ma.ValidationError("The document is empty.")
+        return content
+
+
+class UploadedFile(fields.Field[jobs.DocumentFile]):
+    """A file part of a multipart/form-data body, read into memory (the body limit bounds it)."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> jobs.DocumentFile:
+        if not isinstance(value, FileStorage):
+            raise ma.ValidationError("Not a file: send it as a part of a multipart/form-data body.")
+        content = value.read()
+        if not content:
+            raise ma.ValidationError("The file is empty.")
+        return jobs.DocumentFile(
+            content, value.mimetype or None, clip(value.filename, 255) if value.filename else None
+        )
+
+
+_ONE_DOCUMENT = "Give one of document_content, document_base64 or file, not several."
+
+
 class JobCreateSchema(ma.Schema):
-    """Body of POST /api/jobs/ (unknown fields are refused)."""
+    """Body of POST /api/jobs/ (unknown fields are refused): a JSON object, or the same fields
+    as multipart/form-data with the document as a `file` part.
+
+    The document is one of `document_content` (a text), `document_base64` with its
+    `content_type`, or `file` (multipart only).
+    """
 
     class Meta:
         unknown = ma.RAISE
@@ -139,10 +180,79 @@ class JobCreateSchema(ma.Schema):
     document_name = _text(required=True, max=255, metadata={"example": "My Document"})
     document_type = _text(required=True, max=100, metadata={"example": "important"})
     document_content = _text(
-        required=True,
-        metadata={"example": "Hi, my name is Gabriela, I want to cancel my subscription."},
+        metadata={
+            "description": "The document as text. Required unless `document_base64` or "
+            "`file` gives it.",
+            "example": "Hi, my name is Gabriela, I want to cancel my subscription.",
+        },
+    )
+    document_base64 = Base64Bytes(
+        metadata={
+            "description": "The document's bytes in standard base64 (a PDF, a DOCX, an HTML "
+            "page, RTF, text in any encoding), with `content_type`. Its real type is detected "
+            "from the bytes; the declared one is kept as a hint.",
+            "type": "string",
+            "format": "byte",
+        }
+    )
+    content_type = fields.String(
+        validate=[validate.Length(min=1, max=255), storable_text],
+        metadata={
+            "description": "The declared media type of `document_base64` (required with it).",
+            "example": "application/pdf",
+        },
+    )
+    file = UploadedFile(
+        metadata={
+            "description": "multipart/form-data only: the document as a file part.",
+            "type": "string",
+            "format": "binary",
+        }
     )
     pipeline_config = fields.Nested(PipelineConfigSchema, required=True)
+
+    @ma.validates_schema(skip_on_field_errors=False, pass_original=True)
+    def check_document(self, data: dict[str, Any], original: Any, **kwargs: Any) -> None:
+        # What the client sent counts, valid or not: a field's own error says what is wrong.
+        if not isinstance(original, dict):
+            return
+        given = [k for k in ("document_content", "document_base64", "file") if k in original]
+        if not given:
+            raise ma.ValidationError("Missing data for required field.", "document_content")
+        if len(given) > 1:
+            raise ma.ValidationError(_ONE_DOCUMENT, given[0])
+        if "document_base64" in original and "content_type" not in original:
+            raise ma.ValidationError("Required with document_base64.", "content_type")
+        if "content_type" in original and "document_base64" not in original:
+            raise ma.ValidationError("Only with document_base64.", "content_type")
+
+    @ma.post_load
+    def document(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Put an uploaded document, base64 or file, in `document_file`."""
+        if "document_base64" in data:
+            content = data.pop("document_base64")
+            data["document_file"] = jobs.DocumentFile(content, data.pop("content_type"))
+        elif "file" in data:
+            data["document_file"] = data.pop("file")
+        return data
+
+
+class JobUploadSchema(ma.Schema):
+    """POST /api/jobs/ as multipart/form-data: the document as a file part (documentation)."""
+
+    document_name = fields.String(required=True, metadata={"example": "Invoice 42"})
+    document_type = fields.String(required=True, metadata={"example": "invoice"})
+    pipeline_config = fields.String(
+        required=True,
+        metadata={
+            "description": "The pipeline_config object as JSON text.",
+            "example": '{"stages": ["extraction", "analysis", "enrichment"]}',
+        },
+    )
+    file = fields.String(
+        required=True,
+        metadata={"format": "binary", "description": "The document: PDF, DOCX, HTML, RTF, text."},
+    )
 
 
 # What an Idempotency-Key may be: printable ASCII, as a header value can carry it safely.

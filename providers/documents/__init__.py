@@ -1,0 +1,1 @@
+"""Real documents: type detection, parsers, the sandbox they run in, language."""
