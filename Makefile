@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast compose-test lint docs bench mutation clean
+.PHONY: help install run test test-fast browser compose-test lint docs bench mutation clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -27,6 +27,11 @@ test: $(STAMP) ## Run the whole suite against real PostgreSQL and Redis
 
 test-fast: $(STAMP) ## The suite without the slow end-to-end tests (crashes, restarts, make run)
 	$(BIN)/pytest -m 'not slow'
+
+browser: ## Install Debian's Chromium for the browser tests (root; they skip without it)
+	@dpkg -s chromium chromium-driver >/dev/null 2>&1 || { apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+	@chromium --version 2>/dev/null
 
 compose-test: ## Start docker-compose.yml on a private Docker engine and exercise it (root; deploy/)
 	bash deploy/test-compose.sh

@@ -278,6 +278,15 @@ def create_job_once(
     raise IdempotencyInFlightError()
 
 
+def provider_choices(configured: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Per stage, the provider a job runs unless it names one (`configured`), and every name
+    it may name."""
+    return {
+        stage: {"default": configured[stage], "available": registry.available(stage)}
+        for stage in configured
+    }
+
+
 def get_job(session: Session, job_id: str, tenant: str | None = None) -> JobSnapshot:
     """The job with this id (of `tenant` if given) and its runs, as stored now, in one statement.
 

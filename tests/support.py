@@ -662,3 +662,24 @@ class Terminal:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+# --- A real browser: Debian's Chromium, driven by Playwright ------------------------------------
+
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+# Headless, and nothing that reaches for the network beyond the page's own server.
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+def chromium_missing() -> str | None:
+    """Why no browser test can run here, or None: Chromium and Playwright are both needed."""
+    if not CHROMIUM.exists():
+        return f"no Chromium at {CHROMIUM} (apt-get install chromium chromium-driver; .ci/run does)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "Playwright is not installed (make install)"
+    return None

@@ -38,6 +38,7 @@ FUZZED = {
     "POST /api/jobs/{job_id}/cancel/": (POSITIVE,),
     "POST /api/jobs/{job_id}/retry/": (POSITIVE,),
     "GET /api/jobs/{job_id}/events/": (POSITIVE,),
+    "GET /api/providers/": (POSITIVE,),
     "GET /healthz": (POSITIVE,),
     "GET /readyz": (POSITIVE,),
 }

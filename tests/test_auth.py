@@ -40,6 +40,7 @@ def assert_unauthorized(response, error: str | None):
         ("get", "/api/jobs/00000000-0000-0000-0000-000000000000/events/"),
         ("post", "/api/jobs/00000000-0000-0000-0000-000000000000/cancel/"),
         ("post", "/api/jobs/00000000-0000-0000-0000-000000000000/retry/"),
+        ("get", "/api/providers/"),
     ],
 )
 def test_every_job_route_asks_for_a_key(keyed, method, path):

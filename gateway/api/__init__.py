@@ -58,7 +58,7 @@ class GatewayApi(Api):
 
 def init_app(app: Flask) -> None:
     """Register the API blueprints and error handling on `app`."""
-    from gateway.api import health, jobs, live, metrics, tracking
+    from gateway.api import health, jobs, live, metrics, providers, tracking
 
     app.config.update(
         API_TITLE="Document Processing Gateway",
@@ -77,6 +77,7 @@ def init_app(app: Flask) -> None:
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     api.register_blueprint(jobs.blp)
     api.register_blueprint(live.blp)
+    api.register_blueprint(providers.blp)
     api.register_blueprint(health.blp)
     app.register_blueprint(metrics.blp)
     live.init_app(app, get_services(app).settings)

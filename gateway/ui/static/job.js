@@ -119,6 +119,8 @@ function renderStages() {
   for (const name of job.pipeline_config.stages) {
     const stage = stageOf(name);
     const details = [];
+    const provider = job.pipeline_config.providers?.[name];
+    if (provider) details.push(`provider ${provider}`);
     if (stage.attempts) details.push(`attempt ${stage.attempts}`);
     if (stage.timestamp) details.push(formatTime(stage.timestamp));
     const item = el("li", { className: `stage status-${stage.status}`, "data-stage": name },
@@ -151,8 +153,7 @@ function renderResults() {
   const enrichment = stages.enrichment?.results;
   $("results").hidden = !(extraction || analysis || enrichment);
 
-  const entities = entityList(analysis?.entities);
-  const kinds = analysis?.entities ? Object.keys(analysis.entities) : [];
+  const { entities, kinds } = entityList(analysis?.entities);
   const textBox = $("text-result");
   textBox.replaceChildren();
   if (extraction) {

@@ -34,6 +34,7 @@ async function load() {
   if (filters.status) params.set("status", filters.status);
   if (filters.document_type) params.set("document_type", filters.document_type);
   if (query.get("cursor")) params.set("cursor", query.get("cursor"));
+  showProblem(null);
   $("list-state").textContent = "Loading…";
   let page;
   try {

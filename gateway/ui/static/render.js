@@ -5,22 +5,33 @@ import { el } from "./api.js";
 const TEXT_COLLAPSED_CHARS = 600; // longer texts start collapsed
 const KIND_COLOURS = 6; // .kind-0 … .kind-5 in app.css
 
-// Entities as the analysis stage gives them: {kind: [value or {value|text, type?, start?, end?}]}.
-export function entityList(entities) {
-  const found = [];
-  if (!entities || typeof entities !== "object") return found;
-  for (const [kind, values] of Object.entries(entities)) {
-    for (const item of [].concat(values ?? [])) {
-      if (typeof item === "string" || typeof item === "number") {
-        found.push({ kind, value: String(item) });
-      } else if (item && typeof item === "object") {
-        const value = item.value ?? item.text ?? item.name;
-        if (value === undefined) continue;
-        found.push({ kind, value: String(value), label: item.type ?? item.label, start: item.start, end: item.end });
-      }
+// Entities as the analysis stage gives them, as {entities: [{kind, value, label?, start?, end?}],
+// kinds}: a list of {type, text, start, end, label?} (the default analyzer), or
+// {kind: [value or {value|text, type?}]} (the simulated one).
+export function entityList(given) {
+  const entities = [];
+  const kinds = [];
+  const add = (kind, item) => {
+    if (!kinds.includes(kind)) kinds.push(kind);
+    if (item === undefined) return;
+    if (typeof item === "string" || typeof item === "number") {
+      entities.push({ kind, value: String(item) });
+      return;
+    }
+    const value = item?.text ?? item?.value ?? item?.name;
+    if (value === undefined || value === null) return;
+    const label = item.label ?? (item.type !== kind ? item.type : undefined);
+    entities.push({ kind, value: String(value), label, start: item.start, end: item.end });
+  };
+  if (Array.isArray(given)) {
+    for (const item of given) add(String(item?.type ?? item?.label ?? "entity"), item);
+  } else if (given && typeof given === "object") {
+    for (const [kind, values] of Object.entries(given)) {
+      add(kind);
+      for (const item of [].concat(values ?? [])) add(kind, item);
     }
   }
-  return found;
+  return { entities, kinds };
 }
 
 // Non-overlapping spans of `text` to mark: given offsets when they fit, else every occurrence.

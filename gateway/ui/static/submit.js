@@ -1,13 +1,14 @@
 // The submit form: a file or pasted text, the stages, then POST /api/jobs/ and on to the job page.
 
-import { api, showProblem } from "./api.js";
+import { api, el, showProblem } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
 const form = $("submit-form");
 const content = $("document-content");
 const name = $("document-name");
-const EXAMPLE = "Hi, my name is Gabriela, I want to cancel my subscription. SubscriptionID 2342. "
-  + "You can reach me at gabriela@example.com or +1 415 555 0199.";
+const EXAMPLE = "Hi, my name is Gabriela Souza. Please cancel my subscription (SubscriptionID 2342) "
+  + "by 31 March 2025 and refund the $49.90 charged on 3 March 2025. You can reach me at "
+  + "gabriela@example.com or +1 415 555 0199.\n\nBest regards,\nGabriela Souza";
 
 async function useFile(file) {
   showProblem(null);
@@ -46,18 +47,64 @@ $("example").addEventListener("click", () => {
   content.focus();
 });
 
+// A provider choice per stage, from GET /api/providers/; only the chosen stages' are offered.
+async function loadProviders() {
+  let choices;
+  try {
+    choices = await api("GET", "/api/providers/");
+  } catch (problem) {
+    showProblem(problem);
+    return;
+  }
+  const fields = Object.entries(choices).map(([stage, { default: configured, available }]) =>
+    el("div", { className: "field", "data-stage": stage },
+      el("label", { htmlFor: `provider-${stage}` }, `${stage[0].toUpperCase()}${stage.slice(1)}`),
+      el("select", { id: `provider-${stage}`, name: `provider-${stage}` },
+        el("option", { value: "" }, `default (${configured})`),
+        ...available.map((name) => el("option", { value: name }, name)))));
+  $("provider-fields").replaceChildren(...fields);
+  $("providers").hidden = false;
+  showChosenStages();
+}
+
+function chosenStages() {
+  return form.elements.stages.value.split(",");
+}
+
+function showChosenStages() {
+  const stages = chosenStages();
+  for (const field of $("provider-fields").children) {
+    field.hidden = !stages.includes(field.dataset.stage);
+  }
+}
+
+function chosenProviders() {
+  const providers = {};
+  for (const stage of chosenStages()) {
+    const name = document.getElementById(`provider-${stage}`)?.value;
+    if (name) providers[stage] = name;
+  }
+  return providers;
+}
+
+for (const radio of form.elements.stages) radio.addEventListener("change", showChosenStages);
+document.addEventListener("gateway:key", loadProviders);
+loadProviders();
+
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
   showProblem(null);
   const button = $("submit-button");
   button.disabled = true;
-  const stages = form.elements.stages.value.split(",");
+  const pipeline = { stages: chosenStages() };
+  const providers = chosenProviders();
+  if (Object.keys(providers).length) pipeline.providers = providers;
   try {
     const job = await api("POST", "/api/jobs/", {
       document_name: name.value.trim() || "Pasted text",
       document_type: $("document-type").value.trim(),
       document_content: content.value,
-      pipeline_config: { stages },
+      pipeline_config: pipeline,
     });
     window.location.assign(`/ui/jobs/${encodeURIComponent(job.id)}/`);
   } catch (problem) {
