@@ -157,9 +157,10 @@ def test_a_slow_job_is_cancelled_from_its_page(make_app, worker_for, page):
 
 
 def test_a_reload_mid_job_and_a_dropped_stream_both_resume_it(make_app, worker_for, page):
-    # Given a slow job, and streams the server ends after half a second
+    # Given a job whose extraction takes about four seconds, and streams the server ends
+    # after half a second
     app = make_app(
-        extractor_provider="slow", provider_latency_scale=1.0, **{**LIVE, "sse_max_duration": 0.5}
+        extractor_provider="slow", provider_latency_scale=2.0, **{**LIVE, "sse_max_duration": 0.5}
     )
     worker_for(app)
     job_id = create(app)
