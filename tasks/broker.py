@@ -89,4 +89,5 @@ def held_task_ids(client: Redis, queues: Iterable[str]) -> set[str]:
     *queued, unacked = pipe.execute()
     messages = [json.loads(raw) for held in queued for raw in held]
     messages += [json.loads(raw)[0] for raw in unacked]  # [message, exchange, routing key]
-    return {message["headers"]["id"] for message in messages}
+    # A message that is not a task's (another producer on these keys) holds no stage.
+    return {str(m["headers"]["id"]) for m in messages if "id" in m.get("headers", {})}
