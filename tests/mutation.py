@@ -259,9 +259,12 @@ def run_hand_mutants() -> int:
                 text=True,
                 check=False,
             )
-        outcome = "killed" if result.returncode == 1 else f"SURVIVED ({result.returncode})"
+        outcomes = {0: "SURVIVED", 1: "killed"}
         killed += result.returncode == 1
-        print(f"  {mutant.path}: {mutant.what}: {outcome}")
+        print(f"  {mutant.path}: {mutant.what}: ", end="")
+        print(
+            outcomes.get(result.returncode) or f"ERROR {result.returncode}\n{result.stdout[-2000:]}"
+        )
     print(f"  {'made by hand':28} {killed:4}/{len(HAND_MUTANTS):<4} killed")
     return killed
 

@@ -1,4 +1,7 @@
-"""Celery configuration: delivery guarantees, JSON only, no result backend, the default worker."""
+"""Celery configuration, by what it does: JSON only, no stored results, the default worker.
+
+Late acknowledgement and redelivery after a worker dies are exercised by the worker-kill tests
+(test_pipeline_faults, test_chaos), the queue per stage by test_queues."""
 
 from __future__ import annotations
 
@@ -9,38 +12,6 @@ from gateway.config import Settings
 from gateway.services import get_services
 from tests.factories import make_job
 from tests.support import WorkerProcess, broker_is_idle, load_job, wait_for_job, wait_until
-
-
-def test_the_app_acks_late_requeues_lost_work_and_takes_one_message_at_a_time(app, settings):
-    conf = get_services(app).celery.conf
-
-    assert conf.task_acks_late is True
-    assert conf.task_reject_on_worker_lost is True
-    assert conf.worker_prefetch_multiplier == 1
-    transport = conf.broker_transport_options
-    assert transport["visibility_timeout"] == settings.broker_visibility_timeout
-    assert (transport["unacked_restore_interval"], transport["unacked_restore_throttle"]) == (1, 1)
-
-
-def test_the_app_speaks_json_only_stores_no_results_and_sends_task_events(app):
-    conf = get_services(app).celery.conf
-
-    assert (conf.task_serializer, conf.accept_content, conf.event_serializer) == (
-        "json",
-        ["json"],
-        "json",
-    )
-    assert conf.result_backend is None and conf.task_ignore_result is True
-    assert conf.worker_send_task_events is True and conf.task_send_sent_event is True
-
-
-def test_each_stage_is_a_task_named_after_it(app):
-    tasks = get_services(app).celery.tasks
-
-    for stage in ("extraction", "analysis", "enrichment"):
-        task = tasks[f"gateway.{stage}"]
-        assert task.stage == stage
-        assert task.acks_late and task.reject_on_worker_lost and task.ignore_result
 
 
 def test_a_pickled_stage_message_is_refused_and_never_runs(app, session, worker):
@@ -57,6 +28,8 @@ def test_a_pickled_stage_message_is_refused_and_never_runs(app, session, worker)
     stored = wait_for_job(app, job.id, "completed")
     assert [(r.status, r.attempts) for r in stored.runs] == [("completed", 1)] * 3
     wait_until(lambda: broker_is_idle(app))
+    # And no task left a result behind: the database is the only record of a job
+    assert get_services(app).redis.keys("celery-task-meta-*") == []
 
 
 def test_the_default_worker_process_runs_a_threads_pool_of_thirty_two(
