@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import limits
+
 from gateway.errors import ConfigError
 from gateway.stages import STAGES
 
@@ -99,6 +101,14 @@ def _languages(value: str) -> str:
     if not codes or not all(len(code) == 2 and code.isalpha() for code in codes):
         raise ValueError("must be ISO 639-1 codes separated by commas, e.g. en,de,fr,es")
     return ",".join(codes)
+
+
+def _rate_limits(value: str) -> str:
+    try:
+        limits.parse_many(value)
+    except ValueError:
+        raise ValueError("must be limits like 20/second or 100/minute;2000/hour") from None
+    return value
 
 
 def _module_names(value: str) -> str:
@@ -253,6 +263,28 @@ class Settings:
         doc="Seconds an `Idempotency-Key` of `POST /api/jobs/` is remembered (24 h): a retry "
         "within it replays the first answer; after it the key is free again.",
         section="Idempotency and rate limits",
+    )
+    rate_limit_enabled: bool = _env(
+        "RATE_LIMIT_ENABLED",
+        _boolean,
+        default=True,
+        doc="Whether the job routes count requests per API key (per client address with "
+        "`AUTH_MODE=off`) and answer 429 over the limits below. Counted in Redis; while Redis "
+        "is unreachable every request is let through (docs/security.md).",
+    )
+    rate_limit: str = _env(
+        "RATE_LIMIT",
+        _rate_limits,
+        default="100/second",
+        doc="Requests one caller may make on the job routes, all together: `N/second`, "
+        "`N/minute`, `N/hour` or `N/day`, several separated by `;` (all must hold).",
+    )
+    rate_limit_create: str = _env(
+        "RATE_LIMIT_CREATE",
+        _rate_limits,
+        default="20/second",
+        doc="Creates (`POST /api/jobs/`) one caller may make, on top of `RATE_LIMIT`; same "
+        "notation.",
     )
     extractor_provider: str = _env(
         "EXTRACTOR_PROVIDER",

@@ -126,3 +126,13 @@ class IdempotencyMismatchError(GatewayError):
             "This Idempotency-Key was already used with a different request body; "
             "use a new key for a new request."
         )
+
+
+class RateLimitedError(GatewayError):
+    """The caller spent its budget of requests (RATE_LIMIT, RATE_LIMIT_CREATE) for now."""
+
+    status = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"Too many requests; retry after {retry_after} s.")
+        self.retry_after = retry_after

@@ -33,10 +33,11 @@ _NO_DIGEST = "0" * 64
 
 @dataclass(frozen=True)
 class Caller:
-    """Who a valid key belongs to, and whether it may only read."""
+    """Who a valid key belongs to, whether it may only read, and the key's public prefix."""
 
     tenant_id: str
     read_only: bool
+    prefix: str
 
 
 @dataclass(frozen=True)
@@ -133,4 +134,4 @@ def authenticate(session: Session, key: str, secret: str) -> Caller | None:
     matches = hmac.compare_digest(digest(key, secret), expected)
     if row is None or not matches or row.revoked_at is not None:
         return None
-    return Caller(row.tenant_id, row.read_only)
+    return Caller(row.tenant_id, row.read_only, key[:PREFIX_LENGTH])

@@ -65,7 +65,9 @@ def test_openapi_document_describes_the_job_routes(client):
     assert "post" in paths["/api/jobs/{job_id}/cancel/"]
     assert {"/healthz", "/readyz"} <= set(paths)
     create = paths["/api/jobs/"]["post"]
-    assert "201" in create["responses"] and "422" not in create["responses"]
+    assert "201" in create["responses"]
+    # Validation is a 400, never webargs' 422: a 422 is only an Idempotency-Key reused
+    assert "Idempotency-Key" in create["responses"]["422"]["description"]
     assert "400" in create["responses"] and "415" in create["responses"]
     bad_request = spec["components"]["responses"]["BAD_REQUEST"]
     assert list(bad_request["content"]) == ["application/problem+json"]

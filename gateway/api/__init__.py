@@ -58,7 +58,7 @@ class GatewayApi(Api):
 
 def init_app(app: Flask) -> None:
     """Register the API blueprints and error handling on `app`."""
-    from gateway.api import health, jobs, live, metrics, providers, tracking
+    from gateway.api import health, jobs, live, metrics, providers, ratelimit, tracking
 
     app.config.update(
         API_TITLE="Document Processing Gateway",
@@ -81,6 +81,7 @@ def init_app(app: Flask) -> None:
     api.register_blueprint(health.blp)
     app.register_blueprint(metrics.blp)
     live.init_app(app, get_services(app).settings)
+    ratelimit.init_app(app)
     app.register_error_handler(Exception, handle_error)
     tracking.init_app(app)
     _add_slash_twins(app)

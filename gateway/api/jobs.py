@@ -12,8 +12,9 @@ from flask import Response, current_app
 from flask.views import MethodView
 
 from gateway import jobs, logs, retries, texts
-from gateway.api import auth
+from gateway.api import auth, ratelimit
 from gateway.api.errors import PROBLEM_JSON, ProblemSchema
+from gateway.api.guards import guarded
 from gateway.api.parsing import MULTIPART, Blueprint
 from gateway.api.schemas import (
     IdempotencyHeaderSchema,
@@ -33,6 +34,8 @@ BUSY_RETRY_AFTER = 2  # seconds a client is asked to wait while the queues are f
 
 blp = Blueprint("jobs", __name__, url_prefix="/api/jobs", description="Document processing jobs")
 blp.before_request(auth.authenticate)
+blp.before_request(ratelimit.check)  # after authentication: the budget is the key's
+blp.after_request(ratelimit.add_headers)
 
 
 def _database() -> Database:
@@ -51,6 +54,7 @@ class Jobs(MethodView):
 
     @blp.arguments(JobListQuerySchema, location="query")
     @blp.response(200, JobPageSchema)
+    @guarded(blp)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """List jobs, newest first, optionally filtered by status and document type."""
         with _database().reader() as session:
@@ -84,6 +88,7 @@ class Jobs(MethodView):
     @_problem(415, "Content-Type is neither application/json nor multipart/form-data")
     @_problem(422, "The Idempotency-Key was already used with a different body")
     @_problem(503, "Too many jobs waiting, or the database unreachable (see Retry-After)")
+    @guarded(blp, writes=True)
     def post(
         self, headers: dict[str, Any], body: dict[str, Any]
     ) -> tuple[JobSnapshot, dict[str, str]]:
@@ -140,6 +145,7 @@ class JobById(MethodView):
 
     @blp.response(200, JobSchema)
     @_problem(404, "No job has this id")
+    @guarded(blp)
     def get(self, job_id: str) -> JobSnapshot:
         """The job with its status and the results of every stage so far."""
         with _database().reader() as session:
@@ -157,6 +163,7 @@ class JobText(MethodView):
         description="The text, UTF-8 (`text/plain; charset=utf-8`)",
     )
     @_problem(404, "No job has this id, or its extraction has not completed")
+    @guarded(blp)
     def get(self, job_id: str) -> Response:
         """The whole text the extraction stage produced; 404 until that stage completed.
 
@@ -174,6 +181,7 @@ class JobText(MethodView):
 @blp.response(200, JobSchema)
 @_problem(400, "The job already finished")
 @_problem(404, "No job has this id")
+@guarded(blp, writes=True)
 def cancel(job_id: str) -> JobSnapshot:
     """Cancel a pending or processing job; stages not yet run are revoked."""
     with _database().session() as session:
@@ -186,6 +194,7 @@ def cancel(job_id: str) -> JobSnapshot:
 @blp.response(200, JobSchema)
 @_problem(400, "The job is not failed")
 @_problem(404, "No job has this id")
+@guarded(blp, writes=True)
 def retry(job_id: str) -> JobSnapshot:
     """Resume a failed job from the stage that failed; the stages that completed are kept."""
     with _database().session() as session:

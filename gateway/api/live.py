@@ -25,8 +25,9 @@ from flask import Flask, Response, current_app, request
 
 from events.model import TERMINAL_TYPES
 from gateway import jobs
-from gateway.api import auth
+from gateway.api import auth, ratelimit
 from gateway.api.errors import PROBLEM_JSON, ProblemSchema
+from gateway.api.guards import guarded
 from gateway.api.parsing import Blueprint
 from gateway.api.schemas import JobSchema
 from gateway.config import Settings
@@ -42,6 +43,8 @@ FINISHED = ("completed", "failed", "cancelled")
 
 blp = Blueprint("live", __name__, url_prefix="/api/jobs", description="Live job events (SSE)")
 blp.before_request(auth.authenticate)
+blp.before_request(ratelimit.check)
+blp.after_request(ratelimit.add_headers)
 
 
 class LiveStreams:
@@ -126,6 +129,7 @@ def message(event: str, data: Any, entry_id: str | None = None) -> str:
     content_type=PROBLEM_JSON,
     description="Too many streams open (SSE_MAX_STREAMS), or Redis unreachable (see Retry-After)",
 )
+@guarded(blp)
 def events(job_id: str) -> Response:
     """Follow a job live: its state, then each of its events as it happens."""
     services = get_services()
