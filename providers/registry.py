@@ -11,6 +11,7 @@ Providers come from three places, all registered under (stage, name):
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import logging
 from collections.abc import Callable
@@ -23,7 +24,11 @@ log = logging.getLogger(__name__)
 STAGES = ("extraction", "analysis", "enrichment")
 ENTRY_POINT_PREFIX = "document_gateway."
 
+# The modules whose `@register` calls make the built-in providers, imported on first use.
+BUILT_IN_MODULES = ("providers.extraction", "providers.analysis", "providers.enrichment")
+
 _REGISTRY: dict[tuple[str, str], Callable[..., Provider]] = {}
+_built_ins_loaded = False
 
 T = TypeVar("T", bound=Callable[..., Provider])
 
@@ -42,6 +47,14 @@ def register(stage: str, name: str) -> Callable[[T], T]:
     return add
 
 
+def _load_built_ins() -> None:
+    global _built_ins_loaded
+    if not _built_ins_loaded:
+        for module in BUILT_IN_MODULES:
+            importlib.import_module(module)
+        _built_ins_loaded = True
+
+
 def entry_point_group(stage: str) -> str:
     """The entry point group installed providers of `stage` register in."""
     return ENTRY_POINT_PREFIX + stage
@@ -56,6 +69,7 @@ def discover() -> list[tuple[str, str]]:
     """
     from importlib.metadata import entry_points  # slow to import; only start-up needs it
 
+    _load_built_ins()  # built-ins first: their names are taken before any plug-in's
     added = []
     for stage in STAGES:
         for point in entry_points(group=entry_point_group(stage)):
@@ -88,6 +102,7 @@ def _loaded(point: Any) -> Callable[..., Provider]:
 
 def available(stage: str) -> list[str]:
     """The provider names registered for `stage`, sorted."""
+    _load_built_ins()
     return sorted(name for (s, name) in _REGISTRY if s == stage)
 
 
@@ -97,6 +112,7 @@ def create(stage: str, name: str, **options: Any) -> Provider:
     The factory gets the `options` its signature names (all of them if it takes `**kwargs`):
     a provider asks for the settings it uses, and ignores the others.
     """
+    _load_built_ins()
     try:
         factory = _REGISTRY[(stage, name)]
     except KeyError:

@@ -131,3 +131,16 @@ def test_the_openapi_document_shows_both_ways_to_upload(client):
     schemas = client.get("/api/openapi.json").json["components"]["schemas"]
     assert {"document_base64", "content_type"} <= set(schemas["JobCreate"]["properties"])
     assert schemas["JobUpload"]["properties"]["file"]["format"] == "binary"
+
+
+def test_an_upload_retried_under_its_idempotency_key_replays_and_another_file_is_422(client):
+    key = {"Idempotency-Key": "upload-1"}
+
+    first = client.post("/api/jobs/", data=_form(b"first file", "a.txt"), headers=key)
+    again = client.post("/api/jobs/", data=_form(b"first file", "a.txt"), headers=key)
+    other = client.post("/api/jobs/", data=_form(b"another file", "a.txt"), headers=key)
+
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json["id"] == first.json["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert_problem(other, 422)
