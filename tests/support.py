@@ -1,9 +1,10 @@
 """Test support: a private Redis server, free ports, polling until a condition holds, Celery
-worker and gateway processes, task events, a TCP proxy that can be cut, and reading a job and its
-events."""
+worker and gateway processes, task events, a TCP proxy that can be cut, reading a job and its
+events, and the `gateway` command line and `make run` as a person runs them."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import json
@@ -17,11 +18,15 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
+import psutil
 import redis
 from celery.worker import state as worker_state
 from flask import Flask
@@ -683,3 +688,112 @@ def chromium_missing() -> str | None:
     except ImportError:
         return "Playwright is not installed (make install)"
     return None
+
+
+# --- make run, as a person starts it --------------------------------------------------------------
+
+
+class Launch(CollectedOutput):
+    """`make run` (or another command) in a process group of its own, its output kept by line."""
+
+    def __init__(self, env: dict[str, str], argv: list[str] | None = None) -> None:
+        self.port = int(env["PORT"])
+        self.flower_port = int(env["FLOWER_PORT"])
+        super().__init__(
+            subprocess.Popen(
+                argv or [shutil.which("make") or "make", "--no-print-directory", "run"],
+                cwd=PROJECT_DIR,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,  # its own group, as a terminal gives a foreground job
+            )
+        )
+        self.seen: list[psutil.Process] = []
+
+    def find(self, pattern: str) -> re.Match[str] | None:
+        """The first output line matching `pattern`."""
+        for line in list(self.lines):
+            if match := re.search(pattern, line):
+                return match
+        return None
+
+    def wait_for(self, condition: Any, timeout: float) -> Any:
+        """wait_until, failing at once (with the output) if the launcher exits meanwhile."""
+
+        def check() -> Any:
+            if self.process.poll() is not None:
+                raise AssertionError(f"launcher exited ({self.process.returncode}):\n{self.output}")
+            return condition()
+
+        try:
+            return wait_until(check, timeout=timeout, interval=0.1)
+        except AssertionError as error:
+            raise AssertionError(f"{error}\n--- output ---\n{self.output}") from None
+
+    def remember_processes(self) -> list[psutil.Process]:
+        """Every process started under the launcher, so we can check later that all are gone."""
+        self.seen = psutil.Process(self.process.pid).children(recursive=True)
+        return self.seen
+
+    def signal_group(self, signum: int) -> int:
+        """Send `signum` to the whole group, as a terminal's Ctrl-C does; return make's status."""
+        os.killpg(self.process.pid, signum)
+        status = self.process.wait(timeout=40)
+        self.join()
+        return status
+
+    def kill_everything(self) -> None:
+        """Cleanup after a failed test: nothing may outlive it."""
+        if self.process.poll() is None:
+            self.seen += psutil.Process(self.process.pid).children(recursive=True)
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        for process in self.seen:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+
+
+def http(
+    method: str, url: str, body: dict[str, Any] | None = None, auth: str | None = None
+) -> tuple[int, Any, Any]:
+    """A curl-like request: status, decoded JSON body (or None), headers; `auth` is user:password."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    if auth is not None:
+        request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            payload = response.read()
+            if response.headers.get_content_type() == "application/json":
+                return response.status, json.loads(payload), response.headers
+            return response.status, payload, response.headers
+    except urllib.error.HTTPError as error:
+        return error.code, None, error.headers
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        # TimeoutError: gunicorn listens before its worker has booted (seconds on a loaded
+        # machine); a request read meanwhile times out, which is "not answering yet".
+        return 0, None, None
+
+
+def launcher_environ(**values: str) -> dict[str, str]:
+    """This environment without any gateway setting, plus `values` and quick test knobs."""
+    names = {f.metadata["env"] for f in dataclasses.fields(Settings)}
+    env = {k: v for k, v in os.environ.items() if k not in names}
+    env.update(
+        # Not the checkout's instance/run.json, which a developer's own make run may be using
+        RUN_FILE=str(Path(tempfile.gettempdir()) / f"gateway-run-{uuid.uuid4().hex}.json"),
+        PORT=str(free_port()),
+        FLOWER_PORT=str(free_port()),
+        PROVIDER_LATENCY_SCALE="0",
+        API_WORKERS="1",
+        WORKER_CONCURRENCY="4",
+        WORKER_PROCESSES="2",
+        LOG_LEVEL="INFO",
+    )
+    env.update(values)
+    return env
