@@ -268,7 +268,7 @@ class Settings:
         "RATE_LIMIT_ENABLED",
         _boolean,
         default=True,
-        doc="Whether the job routes count requests per API key (per client address with "
+        doc="Whether the job routes and `/api/providers/` count requests per API key (per client address with "
         "`AUTH_MODE=off`) and answer 429 over the limits below. Counted in Redis; while Redis "
         "is unreachable every request is let through (docs/security.md).",
     )
@@ -276,7 +276,7 @@ class Settings:
         "RATE_LIMIT",
         _rate_limits,
         default="100/second",
-        doc="Requests one caller may make on the job routes, all together: `N/second`, "
+        doc="Requests one caller may make on those routes, all together: `N/second`, "
         "`N/minute`, `N/hour` or `N/day`, several separated by `;` (all must hold).",
     )
     rate_limit_create: str = _env(

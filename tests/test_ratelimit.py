@@ -68,6 +68,7 @@ def test_every_job_route_counts_against_the_callers_budget(make_app):
     assert client.get("/api/jobs/00000000-0000-4000-8000-000000000000/").status_code == 404
     response = client.post("/api/jobs/00000000-0000-4000-8000-000000000000/cancel/")
     assert_problem(response, 429)
+    assert_problem(client.get("/api/providers/"), 429)
     # The probes and the OpenAPI document are not limited
     assert client.get("/healthz").status_code == 200
     assert client.get("/api/openapi.json").status_code == 200
@@ -157,6 +158,6 @@ def test_the_429_answer_is_the_documented_one(make_app):
     documented = app.test_client().get("/api/openapi.json").json["paths"]
     for path, operations in documented.items():
         for method, spec in operations.items():
-            if path.startswith("/api/jobs") and method in ("get", "post"):
+            if path.startswith(("/api/jobs", "/api/providers")) and method in ("get", "post"):
                 assert {"401", "429"} <= set(spec["responses"]), (method, path)
                 assert ("403" in spec["responses"]) == (method == "post"), (method, path)

@@ -8,12 +8,15 @@ import marshmallow as ma
 from marshmallow import fields
 
 from gateway import jobs
-from gateway.api import auth
+from gateway.api import auth, ratelimit
+from gateway.api.guards import guarded
 from gateway.api.parsing import Blueprint
 from gateway.services import get_services
 
 blp = Blueprint("providers", __name__, url_prefix="/api/providers", description="Provider choices")
 blp.before_request(auth.authenticate)
+blp.before_request(ratelimit.check)
+blp.after_request(ratelimit.add_headers)
 
 
 class StageProvidersSchema(ma.Schema):
@@ -38,6 +41,7 @@ class ProvidersSchema(ma.Schema):
 
 @blp.route("/")
 @blp.response(200, ProvidersSchema)
+@guarded(blp)
 def providers() -> dict[str, Any]:
     """The provider names each stage offers, and the one it runs by default."""
     return jobs.provider_choices(get_services().settings.providers)
