@@ -9,7 +9,7 @@ import uuid
 
 from gateway import runs
 from gateway.api.schemas import INVALID_COMBINATION
-from tests.factories import DOCUMENT, RESULTS, make_job, make_job_in
+from tests.factories import DOCUMENT, RESULTS, make_job, make_job_in, make_pdf
 from tests.support import (
     Terminal,
     api_key,
@@ -83,13 +83,10 @@ def test_stdin_is_submitted_with_the_stages_given_and_waited_for(app, worker, tm
 
 
 def test_what_the_api_refuses_is_shown_as_its_problem_detail_with_exit_status_1(app, tmp_path):
-    binary = tmp_path / "scan.pdf"
-    binary.write_bytes(b"%PDF-1.7\n\xff\xfe\x00\x81")
     with served(app) as url:
         env = client_environ(tmp_path / "run.json", GATEWAY_URL=url)
         invalid = gateway("submit", "-", "--stages", "analysis", env=env, input="Hi")
         unknown = gateway("status", str(uuid.uuid4()), env=env)
-        not_text = gateway("submit", str(binary), env=env)
         usage = gateway("list", "--status", "lost", env=env)
     nowhere = dict(env, GATEWAY_URL=f"http://127.0.0.1:{free_port()}")
     unreachable = gateway("list", env=nowhere)
@@ -99,12 +96,28 @@ def test_what_the_api_refuses_is_shown_as_its_problem_detail_with_exit_status_1(
     assert f"  pipeline_config: {INVALID_COMBINATION}" in invalid.stderr
     assert unknown.returncode == 1
     assert "Error: 404 Not Found: Not found." in unknown.stderr
-    assert not_text.returncode == 1
-    assert "scan.pdf is not UTF-8 text" in not_text.stderr
     assert usage.returncode == 2 and "'lost' is not one of" in usage.stderr
     assert unreachable.returncode == 1
     assert f"cannot reach the API at {nowhere['GATEWAY_URL']}" in unreachable.stderr
     assert invalid.stdout == unknown.stdout == unreachable.stdout == ""
+
+
+def test_a_pdf_is_sent_as_base64_and_read_by_the_real_extractor(make_app, worker_for, tmp_path):
+    app = make_app(extractor_provider="default")
+    worker_for(app)
+    invoice = tmp_path / "invoice.pdf"
+    invoice.write_bytes(make_pdf(["Invoice INV-2024-0042", "Total due: $1,188.00"]))
+    with served(app) as url:
+        env = client_environ(tmp_path / "run.json", GATEWAY_URL=url)
+        done = gateway(
+            "submit", str(invoice), "--stages", "extraction", "--wait", "--json", env=env
+        )
+    assert done.returncode == 0, done.stderr
+    job = json.loads(done.stdout.splitlines()[-1])
+    assert (job["document_name"], job["document_type"]) == ("invoice.pdf", "pdf")
+    result = job["results"]["stages"]["extraction"]["results"]
+    assert (result["content_type"], result["pages"]) == ("application/pdf", 2)
+    assert result["text"] == "Invoice INV-2024-0042\n\nTotal due: $1,188.00"
 
 
 def test_list_filters_by_status_and_pages_with_the_cursor(app, session, tmp_path):

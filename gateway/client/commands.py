@@ -9,8 +9,10 @@ did not answer (the problem's detail is printed), 2 a usage error, 3 the job fai
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
+import mimetypes
 import os
 import signal
 import sys
@@ -66,6 +68,21 @@ def _exit_for(job: dict[str, Any]) -> None:
         sys.exit(code)
 
 
+def document(content: bytes, path: Path | None) -> dict[str, str]:
+    """The document's fields: plain UTF-8 text as `document_content`; any other file (a PDF,
+    a DOCX, HTML, text in another encoding) as `document_base64`, for the API to detect."""
+    declared = mimetypes.guess_type(path.name)[0] if path else None
+    if declared in (None, "text/plain"):
+        try:
+            return {"document_content": content.decode("utf-8-sig")}
+        except UnicodeDecodeError:
+            pass
+    return {
+        "document_base64": base64.b64encode(content).decode("ascii"),
+        "content_type": declared or "application/octet-stream",
+    }
+
+
 def _follow(api: Api, job_id: str, console: Any, interval: float) -> dict[str, Any]:
     """Follow the job to its end on `console` (bars in a terminal); return it."""
     job = api.job(job_id)
@@ -113,20 +130,14 @@ def submit_command(
     interval: float,
     as_json: bool,
 ) -> None:
-    """Create a job from FILE (- reads stdin) and print its id."""
+    """Create a job from FILE (- reads stdin) and print its id. Plain text goes as
+    document_content, any other file as document_base64 (the API detects its type)."""
     path = Path(file.name) if file.name not in ("<stdin>", "-") else None
-    try:
-        content = file.read().decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise click.ClickException(
-            f"{file.name} is not UTF-8 text: the API takes the text of a document "
-            f"(document_content)"
-        ) from None
-    body = {
+    body: dict[str, Any] = {
         "document_name": name or (path.name if path else "stdin"),
         "document_type": document_type or (path.suffix.lstrip(".") if path else "") or "text",
-        "document_content": content,
         "pipeline_config": {"stages": [s.strip() for s in stages.split(",") if s.strip()]},
+        **document(file.read(), path),
     }
     api = _api()
     job = api.create_job(body)
