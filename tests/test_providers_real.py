@@ -157,6 +157,11 @@ def test_a_long_text_of_look_alikes_is_analysed_within_bounds():
         "x@" * 100_000,
         "1." * 100_000,
         "Kundennummer " * 20_000,
+        # A cue or label, then a long run of spaces: adjacent unbounded gaps cost n² here.
+        "Kundennummer" + " " * 100_000 + "x",
+        "Dear" + " " * 100_000 + "x",
+        "Regards\n" + " " * 100_000 + "x",
+        "*" * 100_000 + "x",
     ],
 )
 def test_hostile_runs_cost_linear_time(text):

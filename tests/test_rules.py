@@ -91,6 +91,8 @@ def test_numbers_without_a_currency_are_no_amounts():
         ("**Vertragsnummer:** 30078815", [("30078815", "Vertragsnummer")]),
         ("Schadennummer: SN 2024/08815", [("SN 2024/08815", "Schadennummer")]),
         ("avis de situation : numéro fiscal 1234567890123", [("1234567890123", "numéro fiscal")]),
+        ("en el vuelo AS1234 de Madrid", [("AS1234", "vuelo")]),
+        ("CUPS: ES0021000012345678AB", [("ES0021000012345678AB", None)]),
     ],
 )
 def test_reference_numbers_are_found_after_their_label_or_by_their_shape(text, codes):
@@ -147,6 +149,16 @@ def test_a_labelled_reference_with_separators_is_no_phone_but_an_announced_numbe
     ]
 
 
+def test_a_national_number_of_a_possible_length_counts_unannounced():
+    text = "Please write to me or on 07700 900461 after six."
+    assert texts(text, find_phones(text, "en")) == ["07700 900461"]
+    assert phone_number("07700 900461", "en") == {
+        "e164": "+447700900461",
+        "region": "GB",
+        "valid": False,
+    }
+
+
 def test_a_bracket_before_a_phone_is_prose():
     text = "sur mon portable (06 98 76 54 32)."
     assert texts(text, find_phones(text, "fr")) == ["06 98 76 54 32"]
@@ -183,6 +195,11 @@ def test_digits_inside_codes_and_bare_runs_of_digits_are_no_phones():
         ("su gestor Fernando Vidal está a su disposición", ["Fernando Vidal"]),
         ("**Abierto por:** Andrea Molina (andrea@x.es)", ["Andrea Molina"]),
         ("Atentamente,\nBanco Mediterráneo", []),
+        ("Mit besten Grüßen\nFrank Wolf\nDachdeckermeister", ["Frank Wolf"]),
+        ("Praxis Dr. med. Sandra Keller, Freiburg", ["Sandra Keller"]),
+        ("the shop assistant, Ben, told me", ["Ben"]),
+        ("From: TravelHub Bookings <bookings@travelhub.com>", []),
+        ("An: Familie Berger <berger.familie@gmx.de>", []),
         ("Dear Customer Service team, hello Team!", []),
         ("Dear Sir or Madam, Liebe Kolleginnen und Kollegen,", []),
         ("Sehr geehrte Damen und Herren, ich bin Kunde seit 2019.", []),

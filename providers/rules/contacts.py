@@ -51,8 +51,9 @@ def find_phones(text: str, language: str | None) -> Iterator[Span]:
     """Phone numbers written nationally in the language's countries, or internationally.
 
     A number counts when it is written as one (a `+`, `00` or `(` in front) or announced
-    ("Tel.", "Telefon", "móvil"), or when it is a valid number with separators in it: a bare
-    run of digits is more often a reference than a phone.
+    ("Tel.", "Telefon", "móvil"), or when it is a valid number with separators in it, or one
+    of a possible length written nationally ("07700 900461"): a bare run of digits is more
+    often a reference than a phone. Such a number yields to a labelled reference.
     """
     # The matcher reads only runs of digits and separators, each on its own, and at most
     # MAX_PHONE_RUNS of them (about a millisecond each): on a long text of digits it would
@@ -75,7 +76,10 @@ def find_phones(text: str, language: str | None) -> Iterator[Span]:
                     continue
                 written = raw[0] in "+(" or raw.startswith("00")
                 announced = bool(_PHONE_CUE.search(text[max(0, start - 30) : start]))
-                grouped = phonenumbers.is_valid_number(match.number) and bool(re.search(r"\D", raw))
+                # A valid number, or one of a possible length written nationally (0…), in groups.
+                national = raw.startswith("0") and phonenumbers.is_possible_number(match.number)
+                valid = phonenumbers.is_valid_number(match.number) or national
+                grouped = valid and bool(re.search(r"\D", raw))
                 if raw.startswith("(") and ")" not in raw:  # "(06 98 …)": the bracket is prose
                     start, raw = start + 1, raw[1:]
                 if written or announced:
@@ -97,7 +101,8 @@ def phone_number(raw: str, language: str | None) -> dict[str, str | bool] | None
     """The E.164 form and region of a phone number as written, and whether it is a valid one.
 
     Read as a national number of the language's countries in turn (the first where it is
-    valid wins), or as international when it has a country code.
+    valid wins, else the first where its length is possible), or as international when it
+    has a country code.
     """
     parsed: list[phonenumbers.PhoneNumber] = []
     for region in regions(language):
@@ -107,9 +112,14 @@ def phone_number(raw: str, language: str | None) -> dict[str, str | bool] | None
             continue
     if not parsed:
         return None
-    number = next((n for n in parsed if phonenumbers.is_valid_number(n)), parsed[0])
+    number = next(
+        (n for n in parsed if phonenumbers.is_valid_number(n)),
+        next((n for n in parsed if phonenumbers.is_possible_number(n)), parsed[0]),
+    )
     return {
         "e164": phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
-        "region": phonenumbers.region_code_for_number(number) or regions(language)[0],
+        # An invalid number has no region of its own: its country code's main one stands in.
+        "region": phonenumbers.region_code_for_number(number)
+        or phonenumbers.region_code_for_country_code(number.country_code or 0),
         "valid": phonenumbers.is_valid_number(number),
     }

@@ -6,11 +6,11 @@ import re
 from collections.abc import Iterator
 
 from providers.rules.lexicon import MONTHS
-from providers.rules.spans import Span
+from providers.rules.spans import Span, alternation
 
 # An abbreviation's dot belongs to the date when a number follows ("févr. 2024"), not when it
 # ends the sentence ("le 6 février.").
-_MONTH = rf"(?P<month>{'|'.join(sorted(MONTHS, key=len, reverse=True))})(?:\.(?=\s*\d))?"
+_MONTH = rf"(?P<month>{alternation(MONTHS)})(?:\.(?=\s{{0,3}}\d))?"
 _DAY = r"(?P<day>[0-3]?\d)(?:\.|st|nd|rd|th|er|º|°)?"
 _YEAR = r"(?P<year>(?:19|20)\d\d)"
 _PATTERNS = (

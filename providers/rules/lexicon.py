@@ -66,14 +66,14 @@ IDENTIFIER_LABELS = _phrases(
     vorgangsnummer, vorgang, ticketnummer, referenz, referenznummer, mitgliedsnummer,
     versicherungsnummer, policennummer, sendungsnummer, zählernummer, buchungsnummer,
     angebotsnummer, angebot, mandatsreferenz, nummer, steuernummer, steuer-id, ust-idnr,
-    identnummer, schadennummer, versicherungsschein,
+    identnummer, schadennummer, versicherungsschein, flug, zug,
     numéro, numero, n°, no., référence, reference client, dossier, facture,
     commande, contrat, client, abonnement, abonné, adhérent, devis, réservation,
-    sinistre, colis, suivi, numéro fiscal, siret, siren, numéro de sécurité sociale,
+    sinistre, colis, suivi, numéro fiscal, siret, siren, numéro de sécurité sociale, vol, train,
     número, nº, n.º, núm, referencia, factura, pedido, contrato, cliente,
     expediente, póliza, poliza, suscripción, suscripcion, reserva, incidencia,
     solicitud, presupuesto, socio, envío, envio, localizador, nif, cif, nie, dni,
-    número fiscal,
+    número fiscal, vuelo, tren,
     """
 )
 
@@ -83,14 +83,16 @@ PERSON_CUES = _phrases(
     """
     dear, hi, hello, hey, my name is, i am, i'm, this is, attn, attention, signed,
     spoke with, speak to, talked to, assigned to, colleague, account manager, manager, advisor,
-    adviser, consultant, representative, technician, contact person,
+    adviser, consultant, representative, technician, contact person, assistant, shop assistant,
+    clerk, driver, courier, nurse, doctor, staff member, employee, welcome,
     liebe, lieber, hallo, sehr geehrte, sehr geehrter, mein name ist, ich bin, z. hd., z.hd.,
     zu händen, kollege, kollegin, berater, beraterin, sachbearbeiter, sachbearbeiterin,
     ansprechpartner, ansprechpartnerin, techniker, technikerin, mitarbeiter, mitarbeiterin,
+    begrüßen,
     cher, chère, bonjour, bonsoir, salut, je m'appelle, je suis, mon nom est, collègue,
-    conseiller, conseillère, technicien, technicienne, interlocuteur, interlocutrice,
+    conseiller, conseillère, technicien, technicienne, interlocuteur, interlocutrice, accueillir,
     estimado, estimada, querido, querida, hola, me llamo, mi nombre es, soy, compañero, compañera,
-    gestor, gestora, asesor, asesora, técnico, técnica, agente,
+    gestor, gestora, asesor, asesora, técnico, técnica, agente, bienvenida a,
     """
 )
 
@@ -98,6 +100,7 @@ PERSON_CUES = _phrases(
 TITLES = _phrases(
     """
     Mr, Mrs, Ms, Miss, Mx, Dr, Prof, Sir, Madam, Herr, Herrn, Frau, Fr, Hr, Dipl.-Ing, Mag,
+    med, dent, phil, rer. nat, jur, habil, Dipl, Ing,
     M., Mme, Mlle, Monsieur, Madame, Mademoiselle, Me, Maître, Pr,
     Sr, Sra, Srta, Don, Doña, Dña, Señor, Señora, Señorita, Lic, Ing, Dra,
     """
@@ -146,7 +149,28 @@ CLOSINGS = _phrases(
     gracias, un abrazo, reciba un cordial saludo,
     """
 )
+# Words that make a short line a closing wherever they stand in it ("Mit besten Grüßen",
+# "Un cordial saludo"); matched as word beginnings.
+CLOSING_WORDS = _phrases(
+    """
+    regards, wishes, sincerely, faithfully, respectfully, cheers,
+    grüße, grüßen, grüsse, grüssen, gruß, gruss, hochachtungsvoll,
+    cordialement, salutations, amicalement, respectueusement,
+    saludo, saludos, atentamente, cordialmente, abrazo,
+    """
+)
 
+# Mailbox names of organisations, not people: a header name before one is no person's.
+ROLE_MAILBOXES = _words(
+    """
+    info information contact kontakt contacto support help helpdesk hilfe ayuda aide service
+    services kundenservice customerservice servicio sav sales vertrieb ventas ventes billing
+    rechnung rechnungen buchhaltung facturation facturacion factura invoices invoice accounts
+    orders order bestellung pedidos commandes booking bookings reservations reservas
+    noreply no-reply donotreply newsletter news team office mail admin hello hallo hola bonjour
+    reclamaciones reclamations beschwerde complaints jobs karriere hr rh
+    """
+)
 # Capitalised words that are not names: roles, organisations, document words, places of
 # a letterhead. Lowercased; a candidate name made of one of these is dropped.
 NOT_NAMES = _words(
@@ -160,6 +184,7 @@ NOT_NAMES = _words(
     dear hello hi thanks thank regards best kind sincerely please the a an and or of for to
     sir madam sirs colleagues everyone all friends members neighbours neighbors folks guys
     kolleginnen kollegen freunde mitglieder nachbarn leute zusammen alle
+    family familie famille familia
     collègues amis membres voisins tous toutes chers chères
     compañeros amigos miembros vecinos todos todas señores
     kundenservice kundendienst kundenbetreuung vertrieb buchhaltung abteilung geschäftsführung

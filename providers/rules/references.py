@@ -20,9 +20,12 @@ _IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d\d(?: ?[A-Z0-9]){11,30}")
 _VALUES = {c: str(int(c, 36)) for c in string.digits + string.ascii_uppercase}
 
 # A label ("Kundennummer", "Invoice no.", "N° de commande", "#"), then a code with a digit.
+# Its gaps are bounded (\s{0,3}): adjacent unbounded ones would cost quadratic time on a label
+# followed by a long run of spaces.
 _CONNECTOR = (
-    r"(?:\s*(?:no|nr|n°|nº|n\.º|num|number|nummer|numéro|número|id)\b\.?)?\s*[:#.]?[*_]{0,3}\s*"
-    r"(?:(?:is|was|ist|lautet|lautete|est|es|era)(?:\s+(?:le|el|la))?\s+)?"
+    r"(?:\s{0,3}(?:no|nr|n°|nº|n\.º|num|number|nummer|numéro|número|id)\b\.?)?"
+    r"\s{0,3}[:#.]?[*_]{0,3}\s{0,3}"
+    r"(?:(?:is|was|ist|lautet|lautete|est|es|era)(?:\s{1,3}(?:le|el|la))?\s{1,3})?"
 )
 # A code has a digit; a short capital prefix may stand apart ("SN 2024/08815").
 _CODE = (
@@ -33,9 +36,17 @@ _LABELLED = re.compile(
     rf"(?<!\w)(?P<label>(?i:{alternation(IDENTIFIER_LABELS)}))(?:(?<=#)|(?!\w))"
     rf"(?i:{_CONNECTOR})(?P<code>{_CODE})(?![\w-])"
 )
-# Codes that read as references without a label: INV-2024-0042, K-448210, AB1234567.
+# Codes that read as references without a label: INV-2024-0042, K-448210, ES0021000012345678AB.
 _STANDALONE = re.compile(
-    r"(?<![\w-])(?:[A-Z]{1,6}(?:-[A-Z0-9]+)*-\d{3,}(?:-[A-Z0-9]+)*|[A-Z]{2,4}\d{6,})(?![\w-])"
+    r"(?<![\w-])(?:[A-Z]{1,6}(?:-[A-Z0-9]+)*-\d{3,}(?:-[A-Z0-9]+)*|[A-Z]{2,4}\d{6,}[A-Z0-9]*)"
+    r"(?![\w-])"
+)
+# A line "Some field: CODE" whose value is one code of five characters or more with a digit
+# ("CUPS: ES0021000012345678AB", "SKU: 88-1204-77"); dates, amounts and phones outrank it.
+_FIELD_VALUE = re.compile(
+    rf"^[ \t*_-]{{0,8}}[^\W\d][\w .-]{{0,25}}:[*_]{{0,3}}[ \t]{{0,3}}"
+    rf"(?P<code>(?=[^\s]{{5}}){_CODE})[ \t]{{0,3}}$",
+    re.MULTILINE,
 )
 
 
@@ -68,3 +79,5 @@ def find_identifiers(text: str) -> Iterator[Span]:
         yield Span("IDENTIFIER", match.start("code"), match.end("code"), label, rank("PHONE", 0.3))
     for match in _STANDALONE.finditer(text):
         yield Span("IDENTIFIER", match.start(), match.end())
+    for match in _FIELD_VALUE.finditer(text):
+        yield Span("IDENTIFIER", match.start("code"), match.end("code"))
