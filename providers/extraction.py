@@ -11,9 +11,10 @@ import unicodedata
 from typing import Any
 
 from providers.base import DocumentError, SimulatedProvider, Upload
-from providers.documents.detect import HTML, SNIFF_LENGTH, text_type
+from providers.documents.detect import HTML, SNIFF_LENGTH, decode_text, needs_parser, text_type
 from providers.documents.language import LanguageDetector
 from providers.documents.limits import DocumentLimits, size
+from providers.documents.mail import is_email
 from providers.documents.sandbox import parse_sandboxed
 from providers.limits import bounded_text, utf8_size
 from providers.registry import register
@@ -113,8 +114,9 @@ def text_stats(text: str) -> dict[str, int]:
 @register("extraction", "default")
 class DefaultExtractor:
     """The real extractor: the document's type told from its bytes, its text parsed in a
-    sandboxed child process (PDF, DOCX, HTML, RTF, text in any encoding), normalised and
-    counted, and its language among LANGUAGES.
+    sandboxed child process (PDF, DOCX, HTML, RTF, e-mail, text in other encodings; UTF-8
+    plain text and Markdown are read in the worker), normalised and counted, and its
+    language among LANGUAGES.
 
     Output: `text`, `content_type`, `pages` and `pages_processed` (PDF), `title` (HTML),
     `stats`, `language` (ISO 639-1, or null), `truncated` when the text was longer than
@@ -135,7 +137,12 @@ class DefaultExtractor:
         """Extract `data`: an Upload, bytes, or a text (the JSON contract's document_content)."""
         if isinstance(data, Upload | bytes):
             raw = data.content if isinstance(data, Upload) else data
-            parsed = parse_sandboxed(raw, self.limits, timeout)
+            text = None if needs_parser(raw) else decode_text(raw)
+            parsed = (
+                parse_sandboxed(raw, self.limits, timeout)
+                if text is None
+                else self._parse_text(text, timeout, raw)
+            )
         else:
             parsed = self._parse_text(str(data), timeout)
         text, truncated = bounded_text(str(parsed.pop("text")))
@@ -148,12 +155,21 @@ class DefaultExtractor:
             result["truncated"] = True
         return result
 
-    def _parse_text(self, text: str, timeout: float) -> dict[str, Any]:
-        """A text sent as text: plain text and Markdown are read here, HTML in the sandbox."""
-        content_type = text_type(text[:SNIFF_LENGTH])
-        if content_type == HTML:
-            return parse_sandboxed(text.encode("utf-8", "surrogatepass"), self.limits, timeout)
-        maximum, setting = self.limits.max_bytes("text")
-        if utf8_size(text) > maximum:
-            raise DocumentError(f"The text is more than {setting}={size(maximum)}.")
+    def _parse_text(self, text: str, timeout: float, raw: bytes | None = None) -> dict[str, Any]:
+        """A text (sent as text, or the decoded bytes `raw`): plain text and Markdown are read
+        here, HTML and e-mail (MIME encodings to decode) in the sandbox."""
+        head = text[:SNIFF_LENGTH]
+        content_type = text_type(head)
+        if content_type == HTML or is_email(head.encode("utf-8", "surrogatepass")):
+            data = text.encode("utf-8", "surrogatepass") if raw is None else raw
+            return parse_sandboxed(data, self.limits, timeout)
+        length = utf8_size(text) if raw is None else len(raw)
+        for maximum, setting in (
+            (self.limits.max_document_bytes, "MAX_DOCUMENT_BYTES"),
+            self.limits.max_bytes("text"),
+        ):
+            if length > maximum:
+                raise DocumentError(
+                    f"The text is {size(length)}: more than {setting}={size(maximum)}."
+                )
         return {"content_type": content_type, "text": text}

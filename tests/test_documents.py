@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import resource
+
 import pytest
 
 from gateway.config import Settings
@@ -156,3 +158,58 @@ def test_an_upload_is_parsed_in_the_sandbox():
     assert result["content_type"] == "application/pdf"
     assert result["pages"] == 1
     assert result["stats"] == {"characters": 28, "words": 4, "sentences": 2, "lines": 1}
+
+
+MAIL = b"""From: Anna Weber <anna.weber@example.de>
+To: kundenservice@example.com
+Subject: =?utf-8?q?K=C3=BCndigung?=
+MIME-Version: 1.0
+Content-Type: multipart/alternative; boundary="b1"
+
+--b1
+Content-Type: text/plain; charset=utf-8
+Content-Transfer-Encoding: quoted-printable
+
+hiermit k=C3=BCndige ich zum 31. M=C3=A4rz 2024.
+--b1
+Content-Type: text/html; charset=utf-8
+
+<p>hiermit k&uuml;ndige ich</p>
+--b1--
+"""
+
+
+def test_an_email_gives_its_main_headers_and_its_decoded_plain_body():
+    result = parse(MAIL, LIMITS)
+
+    assert result == {
+        "content_type": "message/rfc822",
+        "text": "From: Anna Weber <anna.weber@example.de>\nTo: kundenservice@example.com\n"
+        "Subject: Kündigung\n\nhiermit kündige ich zum 31. März 2024.",
+    }
+    html_only = MAIL.replace(b"text/plain", b"text/x-other")
+    assert parse(html_only, LIMITS)["text"].endswith("\n\nhiermit kündige ich")
+    assert detect.sniff(b"From: someone\nnot an e-mail, one header only") == detect.TEXT
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def test_uploaded_utf8_text_is_read_in_the_worker_and_anything_else_in_the_sandbox():
+    extractor = DefaultExtractor()
+    text = "Dear Ms. Müller, your invoice INV-2024-0042 is due on 12 April 2024."
+
+    before = _children_cpu()
+    plain = extractor.process(Upload(text.encode(), "application/pdf", "invoice.pdf"), timeout=30)
+    assert _children_cpu() == before  # no child process ran
+    legacy = extractor.process(Upload(text.encode("cp1252")), timeout=30)
+    assert _children_cpu() > before
+
+    assert (plain["content_type"], plain["text"]) == ("text/plain", text)
+    assert (legacy["content_type"], legacy["text"]) == ("text/plain", text)
+    with pytest.raises(DocumentError, match="The text is 40 bytes: more than MAX_TEXT_BYTES=20"):
+        DefaultExtractor(document_limits=DocumentLimits(max_text_bytes=20)).process(
+            Upload(b"x" * 40), timeout=30
+        )

@@ -9,6 +9,7 @@ import zipfile
 import charset_normalizer
 
 from providers.base import DocumentError
+from providers.documents.mail import is_email
 
 PDF = "application/pdf"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -16,9 +17,13 @@ RTF = "application/rtf"
 HTML = "text/html"
 MARKDOWN = "text/markdown"
 TEXT = "text/plain"
+EMAIL = "message/rfc822"
 
 # The short name of each supported type: what its size limit is named after.
-KINDS = {PDF: "pdf", DOCX: "docx", RTF: "rtf", HTML: "html", MARKDOWN: "text", TEXT: "text"}
+KINDS = {
+    PDF: "pdf", DOCX: "docx", RTF: "rtf", HTML: "html", MARKDOWN: "text", TEXT: "text",
+    EMAIL: "text",
+}  # fmt: skip
 
 # Formats recognised only to be refused with their name.
 _UNSUPPORTED = (
@@ -64,7 +69,23 @@ def sniff(data: bytes) -> str:
     for magic, kind in _UNSUPPORTED:
         if data.startswith(magic):
             raise DocumentError(f"Unsupported document type {kind}.")
-    return text_type(decode_text(data[:SNIFF_LENGTH], partial=True))
+    head = decode_text(data[:SNIFF_LENGTH], partial=True)
+    return EMAIL if is_email(data[:SNIFF_LENGTH]) else text_type(head)
+
+
+def needs_parser(data: bytes) -> bool:
+    """Whether `data` must go to the sandbox: anything but plain text, and text too large or
+    too strange to read in the worker (the sandbox then says what it is)."""
+    head = data[:SNIFF_LENGTH]
+    if not head.strip() or b"%PDF-" in data[:1024] or head.startswith((b"PK\x03\x04", b"{\\rtf")):
+        return True
+    if any(head.startswith(magic) for magic, _ in _UNSUPPORTED) or b"\x00" in head:
+        return True
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:  # another encoding: charset-normalizer, in the sandbox
+        return not (exc.start >= len(head) - 3 and exc.reason == "unexpected end of data")
+    return False
 
 
 def _is_docx(data: bytes) -> bool:

@@ -46,6 +46,13 @@ def parse(data: bytes, limits: DocumentLimits) -> dict[str, Any]:
         result["text"], title = html_text(detect.decode_text(data))
         if title:
             result["title"] = title
+    elif content_type == detect.EMAIL:
+        from providers.documents.html import html_text
+        from providers.documents.mail import mail_text
+
+        result["text"], html = mail_text(data)
+        if html is not None:
+            result["text"] += html_text(html)[0]
     else:
         result["text"] = detect.decode_text(data)
     return result
