@@ -73,6 +73,18 @@ class Database:
             yield session
 
     @contextmanager
+    def transition(self) -> Iterator[Session]:
+        """A session for one state change that `gateway.fused` makes in a single statement
+        (start or complete a stage).
+
+        On PostgreSQL it runs in autocommit: the statement is atomic on its own, so the change
+        costs one round trip, with no BEGIN and COMMIT around it. Elsewhere (SQLite), where the
+        change takes several statements, it is a transactional session like `session()`.
+        """
+        with (self.readers if self.engine.dialect.name == "postgresql" else self.sessions)() as s:
+            yield s
+
+    @contextmanager
     def reader(self) -> Iterator[Session]:
         """A session for reads only: each statement runs on its own, outside a transaction."""
         with self.readers() as session:

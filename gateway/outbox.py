@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import redis
@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from events.model import JOB_FAILED, TERMINAL_TYPES, Event
 from events.outage import Outage
-from gateway.models import JOBS, OUTBOX, utcnow
+from gateway.models import JOBS, OUTBOX, new_id, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -74,33 +74,36 @@ def record(session: Session, job_id: str, *events: tuple[int, str, dict[str, Any
     carries the job's tenant, read from the row the transaction has locked.
     """
     tenant = session.connection().execute(_TENANT, {"job": job_id}).scalar()
-    recorded = [
-        Recorded(
-            seq,
-            Event(
-                event_type=kind,
-                job_id=job_id,
-                payload=payload,
-                timestamp=utcnow(),
-                tenant_id=tenant,
-            ),
-        )
-        for seq, kind, payload in events
-    ]
+    now = utcnow()
+    numbered = [(seq, kind, payload, new_id(), now) for seq, kind, payload in events]
     rows = [
         {
-            "event_id": r.event.event_id,
-            "event_type": r.event.event_type,
+            "event_id": event_id,
+            "event_type": kind,
             "job_id": job_id,
-            "seq": r.seq,
-            "payload": r.event.payload,
+            "seq": seq,
+            "payload": payload,
             "tenant_id": tenant,
-            "created_at": r.event.timestamp,
+            "created_at": at,
         }
-        for r in recorded
+        for seq, kind, payload, event_id, at in numbered
     ]
     session.connection().execute(_INSERT, rows)
-    session.info.setdefault(_RECORDED, []).extend(recorded)
+    note(session, job_id, tenant, *numbered)
+
+
+def note(
+    session: Session,
+    job_id: str,
+    tenant: str | None,
+    *events: tuple[int, str, dict[str, Any], str, datetime],
+) -> None:
+    """Remember events the caller's statement inserted, each (seq, event_type, payload,
+    event_id, timestamp), to append them to the stream once the session commits."""
+    session.info.setdefault(_RECORDED, []).extend(
+        Recorded(seq, Event(kind, job_id, payload, event_id, at, tenant))
+        for seq, kind, payload, event_id, at in events
+    )
 
 
 def overdue(session: Session, older_than: timedelta) -> int:
@@ -129,10 +132,12 @@ class Outbox:
         """The key holding the number of the job's last appended event."""
         return f"{self.stream}:order:{job_id}"
 
-    def publish_after_commit(self) -> None:
-        """Append each committed transaction's events right after its commit."""
-        sa_event.listen(self.sessions, "after_commit", self._after_commit)
-        sa_event.listen(self.sessions, "after_rollback", _forget)
+    def publish_after_commit(self, *more: sessionmaker[Session]) -> None:
+        """Append each committed transaction's events right after its commit, for the sessions
+        of this outbox and of `more` (those of `Database.transition`)."""
+        for sessions in (self.sessions, *more):
+            sa_event.listen(sessions, "after_commit", self._after_commit)
+            sa_event.listen(sessions, "after_rollback", _forget)
 
     def append(self, events: Sequence[Recorded], *, force: bool = False) -> list[int]:
         """Append `events` (each job's in seq order) in one round trip; the script's answer for each."""

@@ -14,7 +14,7 @@ from sqlalchemy import JSON, and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from events import model as ev
-from gateway import metrics, texts
+from gateway import fused, metrics, texts
 from gateway.config import DEFAULT_INLINE_TEXT_LIMIT
 from gateway.errors import JobNotFoundError
 from gateway.jobs import JobSnapshot, RunSnapshot, get_job
@@ -97,6 +97,21 @@ def start_stage(session: Session, job_id: str, stage: str) -> Any | None:
     Refused when the job is no longer active or the stage already finished (a duplicate
     delivery); a stage left started (a redelivery, a database outage) starts again.
     """
+    if fused.available(session):
+        row = fused.start_stage(session, job_id, stage)
+        if row is None:
+            session.rollback()
+            return None
+        stage_input = row.document
+        if row.file_content is not None:  # an upload: the extractor gets its bytes
+            stage_input = Upload(bytes(row.file_content), row.file_type, row.file_name)
+        if row.position:
+            stage_input = _output(row.result, row.text)
+        if row.position > 1 and isinstance(stage_input, dict) and "text" not in stage_input:
+            stage_input = {**stage_input, "text": _text_of(row.first_result, row.first_text)}
+        session.commit()
+        log.info("stage started", extra=_fields(job_id, stage, row.attempts))
+        return stage_input
     seq = take_seq(session, _START_JOB, job=job_id)
     run = execute(session, _START_RUN, job=job_id, stage=stage).first() if seq else None
     if run is None:
@@ -105,9 +120,7 @@ def start_stage(session: Session, job_id: str, stage: str) -> Any | None:
     record(session, job_id, (seq, ev.STAGE_STARTED, {"stage": stage, "attempt": run.attempts}))
     if run.position:
         previous = execute(session, _PREVIOUS_OUTPUT, job=job_id, position=run.position).one()
-        stage_input = previous.result
-        if previous.text is not None:
-            stage_input = texts.with_text(previous.result, previous.text)
+        stage_input = _output(previous.result, previous.text)
         if run.position > 1 and isinstance(stage_input, dict) and "text" not in stage_input:
             stage_input = {**stage_input, "text": _document_text(session, job_id)}
     else:
@@ -123,9 +136,19 @@ def start_stage(session: Session, job_id: str, stage: str) -> Any | None:
 def _document_text(session: Session, job_id: str) -> str:
     """The text the first stage extracted, stored apart or inline ("" if it has none)."""
     row = execute(session, _DOCUMENT_TEXT, job=job_id).one()
-    if row.text is not None:
-        return str(row.text)
-    text = row.result.get("text") if isinstance(row.result, dict) else None
+    return _text_of(row.result, row.text)
+
+
+def _output(result: Any, stored_text: str | None) -> Any:
+    """A stage's output as it returned it: its result, with its text stored apart put back."""
+    return result if stored_text is None else texts.with_text(result, stored_text)
+
+
+def _text_of(result: Any, stored_text: str | None) -> str:
+    """The text of the first stage's output, stored apart or inline ("" if it has none)."""
+    if stored_text is not None:
+        return str(stored_text)
+    text = result.get("text") if isinstance(result, dict) else None
     return text if isinstance(text, str) else ""
 
 
@@ -205,6 +228,15 @@ def complete_stage(
     cancelled or failed meanwhile, or when a duplicate delivery already completed the stage.
     """
     recorded, text = texts.reference(job_id, stage, result, inline_text_limit)
+    if fused.available(session):
+        outcome = fused.complete_stage(session, job_id, stage, recorded, text)
+        if outcome is None:
+            session.rollback()
+            metrics.STAGE_ATTEMPTS.labels(stage, "discarded").inc()
+            return False
+        session.commit()
+        _completed(job_id, stage, *outcome)
+        return True
     job = execute(session, _TOUCH_JOB, job=job_id).first()
     run = (
         execute(session, _COMPLETE_RUN, job=job_id, stage=stage, output=recorded).first()
@@ -223,12 +255,17 @@ def complete_stage(
         events.append((seq, ev.JOB_COMPLETED, {"stages": list(job.stages)}))
     record(session, job_id, *events)
     session.commit()
+    _completed(job_id, stage, run.attempts, len(events) > 1)
+    return True
+
+
+def _completed(job_id: str, stage: str, attempt: int, job_completed: bool) -> None:
+    """Count and log a recorded completion."""
     metrics.STAGE_ATTEMPTS.labels(stage, "completed").inc()
-    log.info("stage completed", extra=_fields(job_id, stage, run.attempts))
-    if len(events) > 1:
+    log.info("stage completed", extra=_fields(job_id, stage, attempt))
+    if job_completed:
         metrics.JOBS_FINISHED.labels(JobStatus.COMPLETED.value).inc()
         log.info("job completed", extra=_fields(job_id))
-    return True
 
 
 def fail_stage(session: Session, job_id: str, stage: str, message: str) -> bool:

@@ -111,7 +111,7 @@ class Services:
         outbox = Outbox(
             database.sessions, client, settings.events_stream, settings.events_stream_maxlen
         )
-        outbox.publish_after_commit()
+        outbox.publish_after_commit(database.readers)
         return cls(settings, database, client, outbox)
 
     def provider(self, stage: str, name: str) -> Provider:

@@ -54,7 +54,7 @@ def run_stage(task: StageTask, job_id: str, provider_name: str) -> None:
     services = get_services()
     settings = services.settings
     try:
-        with services.database.session() as session:
+        with services.database.transition() as session:
             data = runs.start_stage(session, job_id, task.stage)
             unsent = runs.unsent_rest(session, job_id, task.stage) if data is None else None
         if unsent is not None:
@@ -81,7 +81,7 @@ def run_stage(task: StageTask, job_id: str, provider_name: str) -> None:
             _observe(task.stage, provider_name, started)
             retry_provider_error(task, job_id, exc)
         _observe(task.stage, provider_name, started)
-        with services.database.session() as session:
+        with services.database.transition() as session:
             completed = runs.complete_stage(
                 session, job_id, task.stage, result, inline_text_limit=settings.inline_text_limit
             )

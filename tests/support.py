@@ -22,7 +22,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
@@ -54,14 +54,20 @@ TABLES = (
 )  # fmt: skip
 
 
-def race(services: Any, *actions: Callable[..., Any]) -> list[Any]:
+def race(services: Any, *actions: Callable[..., Any], transitions: Sequence[int] = ()) -> list[Any]:
     """Run each action in its own thread and session, released together; return their outcomes
-    (what each returned, or the exception it raised)."""
+    (what each returned, or the exception it raised).
+
+    The actions at the indexes `transitions` get a `Database.transition()` session (autocommit
+    on PostgreSQL, as the workers use it), the others a transactional one.
+    """
     barrier = threading.Barrier(len(actions))
     outcomes: list[Any] = [None] * len(actions)
 
     def run(index: int, action: Callable[..., Any]) -> None:
-        with services.database.session() as session:
+        database = services.database
+        opened = database.transition() if index in transitions else database.session()
+        with opened as session:
             barrier.wait()
             try:
                 outcomes[index] = action(session)

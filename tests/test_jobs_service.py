@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from events.model import TERMINAL_TYPES
 from gateway import jobs, runs
 from gateway.errors import GatewayError, InvalidPipelineError, InvalidTransitionError
-from gateway.models import Job
+from gateway.models import Job, OutboxEvent
 from tests.factories import STATUSES, make_job, make_job_in
 from tests.support import outbox_event_types, outbox_events, race
 
@@ -182,6 +182,36 @@ def test_a_stage_completed_twice_at_once_records_once(services, session):
         assert job.runs[0].result == {"text": "one" if first else "two"}
         assert outbox_event_types(session, job.id).count("job.stage_completed") == 1
         assert job.status == "processing"
+
+
+def test_single_statement_transitions_race_cancel_and_each_other_all_or_nothing(services, session):
+    # Given jobs whose stage is running, completed by two workers at once in autocommit (the
+    # workers' one-statement transitions on PostgreSQL) while a client cancels
+    outcomes: Counter[str] = Counter()
+    while sum(outcomes.values()) < ROUNDS or len(outcomes) < 2:
+        assert sum(outcomes.values()) < 5 * ROUNDS, f"one side never wins: {outcomes}"
+        job = make_job(session, stages=["extraction", "analysis"])
+        with services.database.transition() as s:
+            assert runs.start_stage(s, job.id, "extraction") is not None
+        first, second, cancel = race(
+            services,
+            lambda s, j=job.id: runs.complete_stage(s, j, "extraction", {"text": "one"}),
+            lambda s, j=job.id: runs.complete_stage(s, j, "extraction", {"text": "two"}),
+            lambda s, j=job.id: jobs.cancel_job(s, j),
+            transitions=(0, 1),
+        )
+        # Then at most one completion applied, never with the cancel before it, and the job's
+        # events are numbered 1..n with no gap, whatever was refused
+        assert not (first and second)
+        outcomes["completed" if first or second else "cancelled"] += 1
+        stored = reload(session, job.id)
+        seqs = list(session.scalars(select(OutboxEvent.seq).where(OutboxEvent.job_id == job.id)
+                                    .order_by(OutboxEvent.id)))  # fmt: skip
+        assert seqs == list(range(1, stored.event_seq + 1))
+        types = outbox_event_types(session, job.id)
+        assert types.count("job.stage_completed") == int(first or second)
+        assert cancelled(cancel) and stored.status == "cancelled"
+        assert types[-1] == "job.cancelled"
 
 
 def test_a_duplicate_complete_stage_records_once_and_keeps_the_first_result(session):

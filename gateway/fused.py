@@ -1,0 +1,181 @@
+"""The hot transitions as one PostgreSQL statement each: start a stage, complete a stage.
+
+Each statement does what the portable path (`gateway.jobs`, `gateway.runs`) does in several
+round trips, with the same guarantees:
+
+- Lock order: the job row first (`SELECT ... FOR UPDATE`, conditional on its status), then its
+  stage run. Every other writer of a job (cancel, fail, retry, the sweeps) locks the job first
+  too, so one job's writers queue on that lock and never deadlock.
+- All or nothing: nothing is written unless every condition holds. The run update is
+  conditional on the job locked, the job update (which takes the next event number) on the run
+  updated, the outbox rows on both. A refused transition (a cancelled job, a duplicate
+  delivery of a finished stage) writes nothing and returns no row. A statement is atomic on its
+  own, so it needs no transaction around it: in autocommit (`Database.transition`) a
+  transition costs one round trip; in a caller's transaction it joins it.
+- Concurrency (READ COMMITTED): a statement that waited for the job lock re-checks the job's
+  status on its newest version, and its updates re-check theirs the same way; the rows it only
+  reads (the document, the previous stage's output, the tenant) do not change once a stage may
+  start.
+- The outbox: the events are inserted by the same statement, numbered from the job's
+  `event_seq`, and appended to the stream right after the commit (`outbox.note`).
+
+PostgreSQL only (data-modifying WITH, `FOR UPDATE` in a CTE); `available` says whether a
+session can use them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import JSON, Integer, LargeBinary, String, bindparam, text
+from sqlalchemy.orm import Session
+
+from events import model as ev
+from gateway.models import JobStatus, StageStatus, new_id, utcnow
+from gateway.outbox import note
+
+_PENDING, _STARTED = StageStatus.PENDING.value, StageStatus.STARTED.value
+_PROCESSING, _COMPLETED = JobStatus.PROCESSING.value, JobStatus.COMPLETED.value
+
+
+def available(session: Session) -> bool:
+    """Whether the session's database runs these statements (PostgreSQL)."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
+_START = text(
+    f"""
+    WITH job AS MATERIALIZED (
+        SELECT id FROM jobs
+        WHERE id = :job AND status IN ('{JobStatus.PENDING.value}', '{_PROCESSING}')
+        FOR UPDATE
+    ), run AS (
+        UPDATE stage_runs
+        SET status = '{_STARTED}', attempts = attempts + 1, error = NULL, updated_at = :now
+        WHERE job_id = (SELECT id FROM job) AND name = :stage
+          AND status IN ('{_PENDING}', '{_STARTED}')
+        RETURNING attempts, position
+    ), touched AS (
+        UPDATE jobs SET status = '{_PROCESSING}', updated_at = :now, event_seq = event_seq + 1
+        FROM run WHERE jobs.id = :job
+        RETURNING jobs.event_seq, jobs.tenant_id,
+                  CASE WHEN run.position = 0 THEN jobs.document_content END AS document
+    ), event AS (
+        INSERT INTO outbox_events (event_id, event_type, job_id, seq, payload, tenant_id,
+                                   created_at)
+        SELECT :event_id, '{ev.STAGE_STARTED}', :job, touched.event_seq,
+               json_build_object('stage', CAST(:stage AS text), 'attempt', run.attempts),
+               touched.tenant_id, :now
+        FROM touched, run
+    )
+    SELECT touched.event_seq, touched.tenant_id, touched.document, run.attempts, run.position,
+           file.content AS file_content, file.content_type AS file_type,
+           file.filename AS file_name,
+           previous.result, previous_text.text,
+           first.result AS first_result, first_text.text AS first_text
+    FROM touched CROSS JOIN run
+    LEFT JOIN job_files AS file ON file.job_id = :job AND run.position = 0
+    LEFT JOIN stage_runs AS previous
+           ON previous.job_id = :job AND previous.position = run.position - 1
+    LEFT JOIN stage_texts AS previous_text
+           ON previous_text.job_id = :job AND previous_text.stage = previous.name
+    LEFT JOIN stage_runs AS first ON first.job_id = :job AND first.position = 0
+                                 AND run.position > 1
+    LEFT JOIN stage_texts AS first_text
+           ON first_text.job_id = :job AND first_text.stage = first.name
+    """
+).columns(
+    event_seq=Integer,
+    tenant_id=String,
+    document=String,
+    attempts=Integer,
+    file_content=LargeBinary,
+    file_type=String,
+    file_name=String,
+    position=Integer,
+    result=JSON,
+    text=String,
+    first_result=JSON,
+    first_text=String,
+)
+
+
+def start_stage(session: Session, job_id: str, stage: str) -> Any | None:
+    """`runs.start_stage` in one statement: the row of the attempt begun, None if refused.
+
+    The row carries the attempt number, the run's position, and what the stage's input is
+    made of: the document and its uploaded file if any (first stage), or the previous stage's result and its text stored
+    apart, and from the third stage on the first stage's, which holds the document's text.
+    """
+    event_id, now = new_id(), utcnow()
+    row = (
+        session.connection()
+        .execute(_START, {"job": job_id, "stage": stage, "now": now, "event_id": event_id})
+        .first()
+    )
+    if row is not None:
+        event = (row.event_seq, ev.STAGE_STARTED, {"stage": stage, "attempt": row.attempts},
+                 event_id, now)  # fmt: skip
+        note(session, job_id, row.tenant_id, event)
+    return row
+
+
+_COMPLETE = text(
+    f"""
+    WITH job AS MATERIALIZED (
+        SELECT id FROM jobs WHERE id = :job AND status = '{_PROCESSING}' FOR UPDATE
+    ), run AS (
+        UPDATE stage_runs
+        SET status = '{StageStatus.COMPLETED.value}', result = :output, error = NULL,
+            updated_at = :now
+        WHERE job_id = (SELECT id FROM job) AND name = :stage AND status = '{_STARTED}'
+        RETURNING attempts
+    ), touched AS (
+        UPDATE jobs
+        SET updated_at = :now,
+            event_seq = event_seq + CASE WHEN stages ->> -1 = :stage THEN 2 ELSE 1 END,
+            status = CASE WHEN stages ->> -1 = :stage THEN '{_COMPLETED}' ELSE status END
+        FROM run WHERE jobs.id = :job
+        RETURNING jobs.event_seq, jobs.tenant_id, jobs.stages, jobs.status
+    ), stored_text AS (
+        INSERT INTO stage_texts (job_id, stage, text)
+        SELECT :job, :stage, :text FROM run WHERE CAST(:text AS text) IS NOT NULL
+    ), events AS (
+        INSERT INTO outbox_events (event_id, event_type, job_id, seq, payload, tenant_id,
+                                   created_at)
+        SELECT :event_id, '{ev.STAGE_COMPLETED}', :job,
+               event_seq - CASE WHEN status = '{_COMPLETED}' THEN 1 ELSE 0 END,
+               CAST(:payload AS json), tenant_id, :now
+        FROM touched
+        UNION ALL
+        SELECT :final_id, '{ev.JOB_COMPLETED}', :job, event_seq,
+               json_build_object('stages', stages), tenant_id, :now
+        FROM touched WHERE status = '{_COMPLETED}'
+    )
+    SELECT touched.event_seq, touched.tenant_id, touched.stages, touched.status, run.attempts
+    FROM touched CROSS JOIN run
+    """
+).bindparams(bindparam("output", type_=JSON))
+
+
+def complete_stage(
+    session: Session, job_id: str, stage: str, recorded: dict[str, Any], text: str | None
+) -> tuple[int, bool] | None:
+    """`runs.complete_stage` in one statement: (attempt, whether the job completed), or None.
+
+    `recorded` is the result to store and to report, `text` the text to store apart (or None).
+    """
+    event_id, final_id, now = new_id(), new_id(), utcnow()
+    payload = {"stage": stage, "result": recorded}
+    params = {"job": job_id, "stage": stage, "now": now, "output": recorded, "text": text,
+              "event_id": event_id, "final_id": final_id, "payload": json.dumps(payload)}  # fmt: skip
+    row = session.connection().execute(_COMPLETE, params).first()
+    if row is None:
+        return None
+    finished = row.status == _COMPLETED
+    events = [(row.event_seq - finished, ev.STAGE_COMPLETED, payload, event_id, now)]
+    if finished:
+        events.append((row.event_seq, ev.JOB_COMPLETED, {"stages": row.stages}, final_id, now))
+    note(session, job_id, row.tenant_id, *events)
+    return int(row.attempts), finished
