@@ -11,7 +11,14 @@ import unicodedata
 from typing import Any
 
 from providers.base import DocumentError, SimulatedProvider, Upload
-from providers.documents.detect import HTML, SNIFF_LENGTH, decode_text, needs_parser, text_type
+from providers.documents.detect import (
+    EMAIL,
+    HTML,
+    SNIFF_LENGTH,
+    decode_text,
+    needs_parser,
+    text_type,
+)
 from providers.documents.language import LanguageDetector
 from providers.documents.limits import DocumentLimits, size
 from providers.documents.mail import is_email
@@ -150,7 +157,9 @@ class DefaultExtractor:
         text = tidy(text).encode("utf-8", "replace").decode("utf-8")
         result: dict[str, Any] = {"text": text, **parsed}
         result["stats"] = text_stats(text)
-        result["language"] = self.language.detect(text)
+        # An e-mail's language is its body's: names in its headers would count otherwise.
+        body = text.partition("\n\n")[2] if parsed["content_type"] == EMAIL else text
+        result["language"] = self.language.detect(body or text)
         if truncated:
             result["truncated"] = True
         return result

@@ -213,3 +213,15 @@ def test_uploaded_utf8_text_is_read_in_the_worker_and_anything_else_in_the_sandb
         DefaultExtractor(document_limits=DocumentLimits(max_text_bytes=20)).process(
             Upload(b"x" * 40), timeout=30
         )
+
+
+def test_an_emails_language_is_its_bodys():
+    mail = (
+        "From: Gabriela Santos <gabriela@example.com>\nTo: soporte@example.es\n"
+        "Subject: Cancel\nDate: Mon, 12 Feb 2024 09:14:03 +0000\n\n"
+        "Hi, my name is Gabriela Santos, please cancel my subscription. SubscriptionID 2342.\n"
+    )
+
+    result = DefaultExtractor().process(Upload(mail.encode()), timeout=30)
+
+    assert (result["content_type"], result["language"]) == ("message/rfc822", "en")

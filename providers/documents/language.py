@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from langdetect.lang_detect_exception import LangDetectException
 SAMPLE_LENGTH = 5000
 # langdetect's answer is random-walk based; a fixed seed makes it the same on every run.
 SEED = 0
+_NOT_WORDS = re.compile(r"\S+@\S+|\b(?:https?://|www\.)\S+")
 SUPPORTED = frozenset(
     path.name for path in Path(PROFILES_DIRECTORY).iterdir() if len(path.name) == 2
 )
@@ -45,11 +47,15 @@ class LanguageDetector:
             return self._factory
 
     def detect(self, text: str) -> str | None:
-        """The language of `text` among the configured ones; None for a text without letters."""
+        """The language of `text` among the configured ones; None for a text without letters.
+
+        Addresses and links are left out: their letters belong to no language.
+        """
+        sample = _NOT_WORDS.sub(" ", text[: SAMPLE_LENGTH * 2])[:SAMPLE_LENGTH]
         if len(self.languages) == 1:
-            return self.languages[0] if any(c.isalpha() for c in text) else None
+            return self.languages[0] if any(c.isalpha() for c in sample) else None
         detector = self._loaded().create()
-        detector.append(text[:SAMPLE_LENGTH])
+        detector.append(sample)
         try:
             return str(detector.detect())
         except LangDetectException:  # no features: digits, symbols, empty
