@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import mimetypes
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from gateway import runfile
@@ -126,6 +129,21 @@ class Api:
         """POST /api/jobs/{id}/{action}/ (cancel, retry): the job after it."""
         job: dict[str, Any] = self.request("POST", f"/api/jobs/{_quoted(job_id)}/{action}/")
         return job
+
+
+def document(content: bytes, path: Path | None) -> dict[str, str]:
+    """The document's fields: plain UTF-8 text as `document_content`; any other file (a PDF,
+    a DOCX, HTML, text in another encoding) as `document_base64`, for the API to detect."""
+    declared = mimetypes.guess_type(path.name)[0] if path else None
+    if declared in (None, "text/plain"):
+        try:
+            return {"document_content": content.decode("utf-8-sig")}
+        except UnicodeDecodeError:
+            pass
+    return {
+        "document_base64": base64.b64encode(content).decode("ascii"),
+        "content_type": declared or "application/octet-stream",
+    }
 
 
 def _quoted(job_id: str) -> str:

@@ -9,10 +9,8 @@ did not answer (the problem's detail is printed), 2 a usage error, 3 the job fai
 
 from __future__ import annotations
 
-import base64
 import functools
 import json
-import mimetypes
 import os
 import signal
 import sys
@@ -24,7 +22,7 @@ import click
 
 from gateway import runfile
 from gateway.client import render, watch
-from gateway.client.api import Api, ApiError, ClientError
+from gateway.client.api import Api, ApiError, ClientError, document
 
 STAGES = ("extraction", "analysis", "enrichment")
 STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
@@ -66,21 +64,6 @@ def _exit_for(job: dict[str, Any]) -> None:
     code = codes.get(str(job.get("status")), 0)
     if code:
         sys.exit(code)
-
-
-def document(content: bytes, path: Path | None) -> dict[str, str]:
-    """The document's fields: plain UTF-8 text as `document_content`; any other file (a PDF,
-    a DOCX, HTML, text in another encoding) as `document_base64`, for the API to detect."""
-    declared = mimetypes.guess_type(path.name)[0] if path else None
-    if declared in (None, "text/plain"):
-        try:
-            return {"document_content": content.decode("utf-8-sig")}
-        except UnicodeDecodeError:
-            pass
-    return {
-        "document_base64": base64.b64encode(content).decode("ascii"),
-        "content_type": declared or "application/octet-stream",
-    }
 
 
 def _follow(api: Api, job_id: str, console: Any, interval: float) -> dict[str, Any]:
