@@ -305,7 +305,10 @@ def supervise(settings: Settings, env: dict[str, str], printer: ConsolePrinter) 
             manager.add_process(name, command, env=worker_env)
         else:
             manager.add_process(name, command, env=env)
-    printer.say(f"API {api_url(settings)}/api/docs, Flower {flower_url} ; Ctrl-C stops all\n")
+    printer.say(
+        f"Web page {api_url(settings)}/ui/, API {api_url(settings)}/api/docs, "
+        f"Flower {flower_url} ; Ctrl-C stops all\n"
+    )
     chosen = dict(GATEWAY_URL=api_url(settings), FLOWER_URL=flower_url)
     chosen.update({name: env[name] for name in ("REDIS_URL", "DATABASE_URL", "EVENTS_STREAM")})
     with runfile.published(Path(settings.run_file), chosen):

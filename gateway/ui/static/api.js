@@ -40,7 +40,9 @@ export async function readProblem(response) {
 export async function api(method, path, body) {
   const headers = { Accept: "application/json", ...authHeaders() };
   const init = { method, headers, cache: "no-store" };
-  if (body !== undefined) {
+  if (body instanceof FormData) {
+    init.body = body; // the browser sets multipart/form-data with its boundary
+  } else if (body !== undefined) {
     headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }

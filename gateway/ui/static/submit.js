@@ -10,22 +10,26 @@ const EXAMPLE = "Hi, my name is Gabriela Souza. Please cancel my subscription (S
   + "by 31 March 2025 and refund the $49.90 charged on 3 March 2025. You can reach me at "
   + "gabriela@example.com or +1 415 555 0199.\n\nBest regards,\nGabriela Souza";
 
-async function useFile(file) {
+let chosenFile = null; // sent as a multipart file part; otherwise the text goes as JSON
+
+function useFile(file) {
   showProblem(null);
-  try {
-    // The API takes text: a file that is not UTF-8 is refused here, with its name.
-    content.value = new TextDecoder("utf-8", { fatal: true }).decode(await file.arrayBuffer());
-  } catch {
-    showProblem({ body: { title: "Not a text file",
-      detail: `${file.name} is not UTF-8 text; choose a text file or paste the text.` } });
-    return;
-  }
-  name.value = file.name;
+  chosenFile = file;
+  $("file-name").textContent = file
+    ? `Sending the file ${file.name} (${Math.ceil(file.size / 1024)} KiB) instead of text.` : "";
+  $("file-state").hidden = !file;
+  content.disabled = Boolean(file);
+  if (file) name.value = file.name;
+  else $("document-file").value = "";
 }
 
 $("document-file").addEventListener("change", (event) => {
   const [file] = event.target.files;
-  if (file) useFile(file);
+  useFile(file || null);
+});
+$("file-remove").addEventListener("click", () => {
+  useFile(null);
+  $("document-file").focus();
 });
 
 const zone = $("drop-zone");
@@ -42,6 +46,7 @@ zone.addEventListener("drop", (event) => {
 });
 
 $("example").addEventListener("click", () => {
+  useFile(null);
   content.value = EXAMPLE;
   name.value ||= "Cancellation request";
   content.focus();
@@ -58,7 +63,7 @@ async function loadProviders() {
   }
   const fields = Object.entries(choices).map(([stage, { default: configured, available }]) =>
     el("div", { className: "field", "data-stage": stage },
-      el("label", { htmlFor: `provider-${stage}` }, `${stage[0].toUpperCase()}${stage.slice(1)}`),
+      el("label", { htmlFor: `provider-${stage}` }, `${stage[0].toUpperCase()}${stage.slice(1)} provider`),
       el("select", { id: `provider-${stage}`, name: `provider-${stage}` },
         el("option", { value: "" }, `default (${configured})`),
         ...available.map((name) => el("option", { value: name }, name)))));
@@ -99,13 +104,24 @@ form.addEventListener("submit", async (event) => {
   const pipeline = { stages: chosenStages() };
   const providers = chosenProviders();
   if (Object.keys(providers).length) pipeline.providers = providers;
+  const fields = {
+    document_name: name.value.trim() || "Pasted text",
+    document_type: $("document-type").value.trim(),
+    pipeline_config: pipeline,
+  };
+  let body;
+  if (chosenFile) {
+    // multipart/form-data: the file as it is; pipeline_config as JSON text.
+    body = new FormData();
+    body.set("document_name", fields.document_name);
+    body.set("document_type", fields.document_type);
+    body.set("pipeline_config", JSON.stringify(pipeline));
+    body.set("file", chosenFile, chosenFile.name);
+  } else {
+    body = { ...fields, document_content: content.value };
+  }
   try {
-    const job = await api("POST", "/api/jobs/", {
-      document_name: name.value.trim() || "Pasted text",
-      document_type: $("document-type").value.trim(),
-      document_content: content.value,
-      pipeline_config: pipeline,
-    });
+    const job = await api("POST", "/api/jobs/", body);
     window.location.assign(`/ui/jobs/${encodeURIComponent(job.id)}/`);
   } catch (problem) {
     showProblem(problem);
