@@ -86,6 +86,18 @@ class Stack:
             line[0] for line in lines if line[1] == "running" and line[2:] not in ([], ["healthy"])
         ]
 
+    def wait_healthy(self, timeout: float = 180) -> None:
+        unhealthy: list[str] = []
+
+        def all_healthy() -> bool:
+            unhealthy[:] = self.unhealthy()
+            return not unhealthy
+
+        try:
+            wait(all_healthy, timeout, "every service to be healthy", pause=2)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; not healthy: {unhealthy}") from None
+
     def schema_versions(self) -> list[str]:
         query = "SELECT version_num FROM alembic_version"
         out = self.exec(
@@ -197,12 +209,13 @@ def check_health(stack: Stack) -> None:
     assert body["checks"] == {"database": "ok", "redis": "ok"}, body
     assert stack.request(f"{stack.api}/healthz")[0] == 200
     assert stack.request(f"{stack.flower}/healthcheck")[0] == 200
-    # Every long-running service reports healthy (its compose or image healthcheck).
-    wait(lambda: not stack.unhealthy(), 90, "every service to be healthy", pause=2)
     if not stack.api_key:  # AUTH_MODE=keys, compose's default: a tenant's key for the checks
         stack.api_key = stack.exec(
             "api", "gateway", "keys", "create", "--tenant", "compose"
         ).split()[0]
+    # Every long-running service reports healthy (its compose or image healthcheck); a
+    # worker's check is a Celery ping, slow to start on a loaded machine.
+    stack.wait_healthy()
 
 
 def check_image(stack: Stack) -> None:
@@ -291,6 +304,33 @@ def check_scale_out(stack: Stack) -> None:
     print(f"     io stages per worker: {after}")
 
 
+def check_worker_pools(stack: Stack) -> None:
+    # Extraction (CPU work) on processes, analysis and enrichment (waiting) on threads
+    pools = {
+        name.split("@")[0]: info["stats"]["pool"]["implementation"]
+        for name, info in stack.flower_workers().items()
+    }
+    assert pools == {
+        "extraction": "celery.concurrency.prefork:TaskPool",
+        "io": "celery.concurrency.thread:TaskPool",
+    }, pools
+
+
+def check_services_stop_on_sigterm(stack: Stack) -> None:
+    # `stop` sends SIGTERM, then SIGKILL after the timeout: every service must be gone before
+    # that, on its own (an exit code of 137 is the SIGKILL).
+    services = ["api", "worker-extraction", "worker-io", "relay", "consumer", "flower"]
+    timeout = 30
+    for service in services:
+        started = time.monotonic()
+        stack.compose("stop", "--timeout", str(timeout), service, timeout=timeout + 60)
+        took = time.monotonic() - started
+        codes = stack.exit_codes(service)
+        assert 137 not in codes, f"{service} ignored SIGTERM: killed after {took:.0f} s ({codes})"
+        assert took < timeout, f"{service} took {took:.0f} s to stop"
+        print(f"     {service} stopped in {took:.1f} s (exit {codes})")
+
+
 CHECKS: list[Callable[[Stack], None]] = [
     check_health,
     check_image,
@@ -299,10 +339,12 @@ CHECKS: list[Callable[[Stack], None]] = [
     check_a_cancel,
     check_events_reach_the_consumer,
     check_flower_wants_its_credentials,
+    check_worker_pools,
     check_a_second_up_is_a_no_op,
     check_worker_restart_mid_job,
     check_redis_killed_and_started,
     check_scale_out,
+    check_services_stop_on_sigterm,
 ]
 
 

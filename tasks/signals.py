@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -97,3 +98,13 @@ def reset_connections(**_: Any) -> None:
     from celery import current_app as celery
 
     get_services(celery.flask_app).database.dispose()
+
+
+@signals.worker_ready.connect
+def freeze_startup_objects(**_: Any) -> None:
+    """Keep what start-up made (modules, the app, providers) out of every garbage collection.
+
+    They live until exit anyway; frozen, the full collection at interpreter exit no longer
+    takes seconds, which on a loaded host outlasted a container's stop timeout after SIGTERM.
+    """
+    gc.freeze()

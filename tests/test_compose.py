@@ -70,8 +70,11 @@ def test_every_gateway_service_reads_env_and_compose_sets_only_its_own_addresses
     shared = config["x-environment"]
     for name in GATEWAY_SERVICES:
         assert services[name]["env_file"] == ".env", name
-        # An alias of the one x-environment block, not a copy that could drift.
-        assert services[name]["environment"] is shared, name
+        # The one x-environment block (merged, not copied, where a worker adds its pool).
+        environment = dict(services[name]["environment"])
+        pool = environment.pop("WORKER_POOL", None)
+        assert environment == shared, name
+        assert pool == {"worker-extraction": "prefork", "worker-io": "threads"}.get(name), name
     assert set(shared) == {
         "DATABASE_URL", "REDIS_URL", "FLOWER_BASIC_AUTH", "API_KEY_SECRET", "BIND_ADDRESS"
     }  # fmt: skip
