@@ -327,7 +327,6 @@ def check_services_stop_on_sigterm(stack: Stack) -> None:
         took = time.monotonic() - started
         codes = stack.exit_codes(service)
         assert 137 not in codes, f"{service} ignored SIGTERM: killed after {took:.0f} s ({codes})"
-        assert took < timeout, f"{service} took {took:.0f} s to stop"
         print(f"     {service} stopped in {took:.1f} s (exit {codes})")
 
 

@@ -7,6 +7,7 @@ A sync worker would be held whole by one stream.
 
 from __future__ import annotations
 
+import gc
 import signal
 from types import FrameType
 from typing import Any
@@ -28,3 +29,6 @@ def post_worker_init(worker: Any) -> None:
         stop(signum, frame)
 
     signal.signal(signal.SIGTERM, handle_exit)
+    # What start-up made lives until exit: out of every collection, the one at exit included,
+    # which otherwise takes seconds of a stop timeout on a loaded host.
+    gc.freeze()
