@@ -61,6 +61,7 @@ def test_numbers_that_are_no_date_are_not_dates(text):
         ("de", "CHF 1'200.50 offen", "CHF 1'200.50", "1200.50", "CHF"),
         ("es", "unos 30 euros más", "30 euros", "30.00", "EUR"),
         ("de", "Menge 1 780,00 € gesamt", "780,00 €", "780.00", "EUR"),
+        ("es", "Total104,49 €", "104,49 €", "104.49", "EUR"),
     ],
 )
 def test_amounts_get_a_decimal_value_and_an_iso_4217_currency(
@@ -93,6 +94,8 @@ def test_numbers_without_a_currency_are_no_amounts():
         ("avis de situation : numéro fiscal 1234567890123", [("1234567890123", "numéro fiscal")]),
         ("en el vuelo AS1234 de Madrid", [("AS1234", "vuelo")]),
         ("CUPS: ES0021000012345678AB", [("ES0021000012345678AB", None)]),
+        ("tu pedido n.o 2024-88123 del 19", [("2024-88123", "pedido")]),
+        ("Utilisez le code PRINTEMPS24 lors de votre achat", [("PRINTEMPS24", "code")]),
     ],
 )
 def test_reference_numbers_are_found_after_their_label_or_by_their_shape(text, codes):
@@ -199,6 +202,8 @@ def test_digits_inside_codes_and_bare_runs_of_digits_are_no_phones():
         ("Praxis Dr. med. Sandra Keller, Freiburg", ["Sandra Keller"]),
         ("the shop assistant, Ben, told me", ["Ben"]),
         ("From: TravelHub Bookings <bookings@travelhub.com>", []),
+        ("un devis à Sandrine Lemoine, notre responsable commerciale.", ["Sandrine Lemoine"]),
+        ("¡Gracias por tu pedido, Sergio!", ["Sergio"]),
         ("An: Familie Berger <berger.familie@gmx.de>", []),
         ("Dear Customer Service team, hello Team!", []),
         ("Dear Sir or Madam, Liebe Kolleginnen und Kollegen,", []),

@@ -57,7 +57,8 @@ IDENTIFIER_LABELS = _phrases(
     id, ref, reference, ticket, case, order, invoice, contract, policy,
     account number, account no, account id, customer, customer number, customer no,
     customer id, client id, member, membership, subscription, subscription id,
-    subscriptionid, booking, reservation, tracking, claim, serial, serial number,
+    subscriptionid, booking, reservation, tracking, claim, serial, serial number, flight, train,
+    code, promo code, voucher, coupon,
     license, licence, request, quote, quotation, purchase order, po, shipment,
     number, no, nr, #, tax id, tax number, vat number, vat id, ssn,
     kundennummer, kundennr, kunden-nr, rechnungsnummer, rechnungsnr, rechnung,
@@ -66,14 +67,15 @@ IDENTIFIER_LABELS = _phrases(
     vorgangsnummer, vorgang, ticketnummer, referenz, referenznummer, mitgliedsnummer,
     versicherungsnummer, policennummer, sendungsnummer, zählernummer, buchungsnummer,
     angebotsnummer, angebot, mandatsreferenz, nummer, steuernummer, steuer-id, ust-idnr,
-    identnummer, schadennummer, versicherungsschein, flug, zug,
+    identnummer, schadennummer, versicherungsschein, flug, zug, gutscheincode, rabattcode,
     numéro, numero, n°, no., référence, reference client, dossier, facture,
     commande, contrat, client, abonnement, abonné, adhérent, devis, réservation,
     sinistre, colis, suivi, numéro fiscal, siret, siren, numéro de sécurité sociale, vol, train,
+    code promo, bon,
     número, nº, n.º, núm, referencia, factura, pedido, contrato, cliente,
     expediente, póliza, poliza, suscripción, suscripcion, reserva, incidencia,
     solicitud, presupuesto, socio, envío, envio, localizador, nif, cif, nie, dni,
-    número fiscal, vuelo, tren,
+    número fiscal, vuelo, tren, código, cupón,
     """
 )
 
@@ -93,6 +95,14 @@ PERSON_CUES = _phrases(
     conseiller, conseillère, technicien, technicienne, interlocuteur, interlocutrice, accueillir,
     estimado, estimada, querido, querida, hola, me llamo, mi nombre es, soy, compañero, compañera,
     gestor, gestora, asesor, asesora, técnico, técnica, agente, bienvenida a,
+    """
+)
+
+# Possessives that start a role after a name: "Sandrine Lemoine, notre responsable".
+APPOSITIVES = _phrases(
+    """
+    our, your, my, his, her, unser, unsere, ihr, ihre, mein, meine, notre, votre, mon, ma,
+    nuestro, nuestra, su, mi,
     """
 )
 

@@ -32,7 +32,8 @@ def _amount_pattern(spaced: bool) -> re.Pattern[str]:
         r"|\d+(?:[.,]\d{1,2})?(?:,-|,\u2013)?"
     )
     return re.compile(
-        rf"(?<![\w.,])(?:"
+        # A letter may touch the number: an extracted table row joins its cells ("Total104,49 €").
+        rf"(?<![\d.,])(?:"
         rf"(?P<pre>{_SIGN}|{_CODE})\s?-?(?P<n1>{number})"
         rf"|(?P<n2>{number})\s?(?P<post>{_SIGN}|{_CODE}|{_WORD})"
         rf")(?![\w$€£¥])"

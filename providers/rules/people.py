@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator
 
 from providers.rules.lexicon import (
+    APPOSITIVES,
     CLOSING_WORDS,
     CLOSINGS,
     NAME_PARTICLES,
@@ -76,6 +77,13 @@ _SIGNED = re.compile(
     rf"^[^\n]{{1,40}},[ \t]{{0,3}}\n[ \t]{{0,3}}(?P<name>{_TOKEN}(?:[ \t]{{1,3}}{_TOKEN}){{1,2}})[ \t]{{0,3}}$",
     re.MULTILINE,
 )
+# A name of two words or more, then a role: "Sandrine Lemoine, notre responsable commerciale".
+_APPOSED = re.compile(
+    rf"(?<![\w.])(?P<name>{_TOKEN}(?:[ \t]{{1,3}}{_TOKEN}){{1,2}}),[ \t]{{1,3}}"
+    rf"(?i:{alternation(APPOSITIVES)})[ \t]"
+)
+# A name addressed at the end of a sentence: "Good news, Daniel!", "¡Gracias, Sergio!".
+_VOCATIVE = re.compile(rf",[ \t]{{1,3}}{_NAME}[ \t]{{0,3}}[!?]")
 # A speaker in a transcript: "**Kunde (Stefan Horn):** …", "Agent (Lea): …".
 _SPEAKER = re.compile(
     rf"^{_MARKUP}[^\W\d][\w \t]{{0,30}}\({_NAME}\)[*_]*[ \t]{{0,3}}:", re.MULTILINE
@@ -94,6 +102,8 @@ def find_people(text: str) -> Iterator[Span]:
         _SIGNED,
         _ADDRESSEE,
         _SPEAKER,
+        _APPOSED,
+        _VOCATIVE,
     )
     for pattern in patterns:
         for match in pattern.finditer(text):

@@ -23,7 +23,7 @@ _VALUES = {c: str(int(c, 36)) for c in string.digits + string.ascii_uppercase}
 # Its gaps are bounded (\s{0,3}): adjacent unbounded ones would cost quadratic time on a label
 # followed by a long run of spaces.
 _CONNECTOR = (
-    r"(?:\s{0,3}(?:no|nr|n°|nº|n\.º|num|number|nummer|numéro|número|id)\b\.?)?"
+    r"(?:\s{0,3}(?:no|nr|n°|nº|n\.º|n\.o|num|number|nummer|numéro|número|id)\b\.?)?"
     r"\s{0,3}[:#.]?[*_]{0,3}\s{0,3}"
     r"(?:(?:is|was|ist|lautet|lautete|est|es|era)(?:\s{1,3}(?:le|el|la))?\s{1,3})?"
 )
