@@ -36,13 +36,14 @@ def launches() -> Iterator[list[Launch]]:
 
 
 def start(launches: list[Launch], env: dict[str, str]) -> str:
-    """`make run` (the launcher) with `env`; the API URL once it is ready, from its run file."""
+    """`make run` (the launcher) with `env`; the API URL once it is ready, from its run file
+    (bounds for a loaded machine, where migrating alone can take half a minute)."""
     launch = Launch(env, argv=[sys.executable, "-m", "gateway.launcher"])
     launches.append(launch)
     path = Path(env["RUN_FILE"])
-    url = launch.wait_for(lambda: runfile.read(path).get("GATEWAY_URL"), timeout=60)
+    url = launch.wait_for(lambda: runfile.read(path).get("GATEWAY_URL"), timeout=120)
     assert url == f"http://127.0.0.1:{launch.port}"
-    launch.wait_for(lambda: http("GET", f"{url}/readyz")[0] == 200, timeout=60)
+    launch.wait_for(lambda: http("GET", f"{url}/readyz")[0] == 200, timeout=120)
     return str(url)
 
 
@@ -85,7 +86,7 @@ def test_submit_watch_see_it_fail_retry_it_and_see_it_complete_under_make_run(la
     job_id = submitted.stdout.strip()
     terminal = Terminal("watch", job_id, env=cli)
     try:
-        status = terminal.wait(timeout=60)
+        status = terminal.wait(timeout=120)
     finally:
         terminal.close()
 
