@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from gateway import dispatch, jobs
+from gateway import dispatch, jobs, retries
 from gateway.models import utcnow
 from tests.factories import make_job, make_job_in
 
@@ -33,15 +33,18 @@ def test_a_new_job_is_stored_claimed_so_no_sweep_sends_it_a_second_time(session)
 
 
 def test_a_released_job_is_claimed_once_then_never_again(session):
-    # Given a job whose send the broker refused, handed back to the relay
-    job = create(session)
+    # Given two jobs whose sends the broker refused, handed back to the relay
+    job, other = create(session), create(session)
     assert dispatch.release_dispatch(session, job.id)
+    assert dispatch.release_dispatch(session, other.id)
     assert jobs.get_job(session, job.id).dispatched_at is None
 
-    # When two sweeps claim it in turn, only the first gets it
+    # When two sweeps claim one in turn, only the first gets it
     claimed = dispatch.claim_dispatch(session, job.id)
     assert claimed is not None and claimed.id == job.id and claimed.dispatched_at is not None
     assert dispatch.claim_dispatch(session, job.id) is None
+    # And the other job is still there to claim
+    assert jobs.get_job(session, other.id).dispatched_at is None
 
 
 @pytest.mark.parametrize("status", ["processing", "completed", "failed", "cancelled"])
@@ -88,7 +91,7 @@ def test_the_stalled_sweep_takes_processing_and_claimed_pending_jobs_idle_past_i
 
 
 def test_a_stalled_job_is_claimed_once_per_period_and_its_idle_clock_restarts(session):
-    job = make_job_in(session, "processing")
+    job, other = make_job_in(session, "processing"), make_job_in(session, "processing")
     bound = utcnow()
 
     claimed = dispatch.claim_stalled(session, job.id, updated_before=bound)
@@ -96,7 +99,8 @@ def test_a_stalled_job_is_claimed_once_per_period_and_its_idle_clock_restarts(se
     assert claimed is not None and claimed.id == job.id
     assert claimed.updated_at >= bound
     assert dispatch.claim_stalled(session, job.id, updated_before=bound) is None
-    assert dispatch.stalled_job_ids(session, updated_before=bound) == []
+    # The other stalled job is left for its own claim
+    assert dispatch.stalled_job_ids(session, updated_before=bound) == [other.id]
 
 
 def test_a_job_touched_after_the_bound_is_not_claimed_as_stalled(session):
@@ -111,3 +115,25 @@ def test_a_finished_or_unclaimed_job_is_never_claimed_as_stalled(session, status
     job = make_job_in(session, status)
     assert dispatch.claim_stalled(session, job.id, updated_before=utcnow()) is None
     assert jobs.get_job(session, job.id).updated_at == job.updated_at
+
+
+def test_each_idle_active_job_awaits_the_message_of_its_first_unfinished_stage(session):
+    # Given a pending job (awaiting its extraction), one at its analysis, one that was retried
+    # from its analysis (awaiting the new message), and finished ones
+    pending = create(session)
+    running = make_job_in(session, "processing", at="analysis")
+    retried = make_job_in(session, "failed", at="analysis")
+    retry = retries.retry_job(session, retried.id)
+    for status in ("completed", "failed", "cancelled"):
+        make_job_in(session, status)
+    now = utcnow()
+
+    # Then each active job idle past the bound is listed with the task id the broker must hold
+    assert dispatch.awaited_messages(session, updated_before=now) == {
+        pending.id: pending.runs[0].task_id,
+        running.id: running.runs[1].task_id,
+        retried.id: retry.rest[0].task_id,
+    }
+    assert len(dispatch.awaited_messages(session, updated_before=now, limit=2)) == 2
+    # And none touched at or after the bound
+    assert dispatch.awaited_messages(session, updated_before=pending.updated_at) == {}

@@ -10,7 +10,13 @@ from sqlalchemy import func, select
 
 from events.model import TERMINAL_TYPES
 from gateway import jobs, runs
-from gateway.errors import GatewayError, InvalidPipelineError, InvalidTransitionError
+from gateway.errors import (
+    GatewayError,
+    IdempotencyMismatchError,
+    InvalidPipelineError,
+    InvalidTransitionError,
+)
+from gateway.idempotency import IdempotentRequest
 from gateway.models import Job, OutboxEvent
 from tests.factories import STATUSES, make_job, make_job_in
 from tests.support import outbox_event_types, outbox_events, race
@@ -268,6 +274,8 @@ def test_no_rest_is_handed_back_for_an_unfinished_stage_or_a_finished_job(sessio
     runs.complete_stage(session, done.id, "extraction", {"text": "x"})
 
     assert runs.unsent_rest(session, running.id, "extraction") is None
+    two_stages = make_job_in(session, "processing", stages=["extraction", "analysis"])
+    assert runs.unsent_rest(session, two_stages.id, "enrichment") is None  # not one of its stages
     assert runs.unsent_rest(session, cancelled_job.id, "extraction") is None
     assert runs.unsent_rest(session, done.id, "extraction") is None
     assert runs.unsent_rest(session, "9e2c4c1e-0000-4000-8000-000000000000", "extraction") is None
@@ -404,3 +412,32 @@ def test_every_status_is_reached_by_the_service_layers_own_steps(session, status
             "cancelled": "job.cancelled",
         }[status]
     )
+
+
+def test_a_create_under_a_used_key_replays_its_job_and_stores_nothing_new(session):
+    body = {"document_name": "n", "document_type": "t", "document_content": "c"}
+    request = IdempotentRequest.of("key-1", {**body, "stages": ["extraction"]}, ttl=60)
+
+    first = jobs.create_job_once(session, request, stages=["extraction"], **body)
+    again = jobs.create_job_once(session, request, stages=["extraction"], **body)
+
+    assert (first.replayed, again.replayed) == (False, True)
+    assert again.job.id == first.job.id and again.job.status == "pending"
+    assert session.scalar(select(func.count()).select_from(Job)) == 1
+    assert outbox_event_types(session, first.job.id) == ["job.created"]
+
+
+def test_a_key_belongs_to_its_tenant_and_another_body_under_it_is_refused(session):
+    body = {"document_name": "n", "document_type": "t", "document_content": "c"}
+    request = IdempotentRequest.of("key-1", body, ttl=60)
+    acme = jobs.create_job_once(session, request, tenant="acme", stages=["extraction"], **body)
+
+    # Another tenant's request under the same key is its own
+    globex = jobs.create_job_once(session, request, tenant="globex", stages=["extraction"], **body)
+    assert not globex.replayed and globex.job.id != acme.job.id
+    assert (acme.job.tenant_id, globex.job.tenant_id) == ("acme", "globex")
+    # The same key with another body is refused, and stores nothing
+    other = IdempotentRequest.of("key-1", {**body, "document_name": "m"}, ttl=60)
+    with pytest.raises(IdempotencyMismatchError):
+        jobs.create_job_once(session, other, tenant="acme", stages=["extraction"], **body)
+    assert session.scalar(select(func.count()).select_from(Job)) == 2
