@@ -36,8 +36,10 @@ class SimulatedEnricher(SimulatedProvider):
 
     def compute(self, data: Any) -> dict[str, Any]:
         analysis = data or {}
-        entities: dict[str, list[Any]] = analysis.get("entities", {})
-        intent = analysis.get("intent", "general")
+        found = analysis.get("entities") or {}
+        # The default analyzer answers a list of typed entities and a category instead
+        entities: dict[str, list[Any]] = found if isinstance(found, dict) else _grouped(found)
+        intent = analysis.get("intent") or analysis.get("category") or "general"
         counts = {kind: len(found) for kind, found in entities.items()}
         people = entities.get("people", [])
         identifiers = entities.get("identifiers", [])[:MAX_ENTITIES]
@@ -54,6 +56,22 @@ class SimulatedEnricher(SimulatedProvider):
             "entity_counts": counts,
             "summary": summary,
         }
+
+
+def _grouped(entities: list[Any]) -> dict[str, list[Any]]:
+    """The default analyzer's entities in the simulated analyzer's shape."""
+    grouped: dict[str, list[Any]] = {}
+    for entity in entities:
+        if not isinstance(entity, dict):
+            continue
+        kind, text = str(entity.get("type", "")), entity.get("text")
+        if kind == "PERSON":
+            grouped.setdefault("people", []).append(text)
+        elif kind == "IDENTIFIER":
+            grouped.setdefault("identifiers", []).append({"type": kind, "value": text})
+        else:
+            grouped.setdefault(kind.lower(), []).append(text)
+    return grouped
 
 
 @register("enrichment", "default")

@@ -192,6 +192,16 @@ def test_an_email_gives_its_main_headers_and_its_decoded_plain_body():
     assert detect.sniff(b"From: someone\nnot an e-mail, one header only") == detect.TEXT
 
 
+def test_an_email_without_a_declared_charset_keeps_its_characters():
+    head = "From: Anna Weber <anna@example.de>\nTo: billing@example.com\nSubject: Invoice\n\n"
+    body = "Le total est de 1 284,60 € pour la période de mars."
+
+    for encoding in ("utf-8", "cp1252"):
+        result = parse(head.encode() + body.encode(encoding), LIMITS)
+
+        assert result["text"].endswith("\n\n" + body), encoding
+
+
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime

@@ -86,6 +86,16 @@ def test_the_simulated_enricher_routes_by_intent_and_summarises_the_entities():
     )
 
 
+def test_the_simulated_enricher_also_reads_the_default_analyzers_output():
+    analysis = providers.create("analysis", "default").process({"text": DOCUMENT}, timeout=5)
+
+    result = SimulatedEnricher(latency_scale=0).process(analysis, timeout=1)
+
+    assert result["routing_queue"] == "retention"
+    assert result["entity_counts"]["people"] == 1
+    assert result["summary"].startswith("Gabriela")
+
+
 def test_latency_scale_multiplies_the_simulated_latency():
     began = time.monotonic()
     FastExtractor(latency_scale=1.0).process("x", timeout=5)

@@ -7,6 +7,8 @@ import email.policy
 import re
 from email.message import EmailMessage
 
+import charset_normalizer
+
 # Headers that start a message, and those shown in its text (the people, the date, the subject).
 _HEADER = re.compile(
     rb"^(?:From|To|Cc|Subject|Date|Received|Return-Path|Message-ID|MIME-Version|Reply-To)"
@@ -36,12 +38,23 @@ def mail_text(data: bytes) -> tuple[str, str | None]:
     body, html = "", None
     if part is not None:
         try:
+            if part.get_param("charset") is None:  # read as ASCII, it would lose the rest
+                raise LookupError("no charset declared")
             content = part.get_content()
-        except (LookupError, ValueError):  # an unknown charset or a broken encoding
+        except (LookupError, ValueError):  # none, an unknown charset or a broken encoding
             payload = part.get_payload(decode=True)
-            content = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
+            content = _undeclared(payload) if isinstance(payload, bytes) else ""
         if part.get_content_subtype() == "html":
             html = str(content)
         else:
             body = str(content)
     return "\n".join(lines) + "\n\n" + body, html
+
+
+def _undeclared(payload: bytes) -> str:
+    """A body in no known charset: UTF-8 if it is, else what charset-normalizer finds."""
+    try:
+        return payload.decode("utf-8")
+    except UnicodeDecodeError:
+        best = charset_normalizer.from_bytes(payload).best()
+        return str(best) if best is not None else payload.decode("utf-8", "replace")
