@@ -92,6 +92,13 @@ def test_html_keeps_the_content_and_drops_scripts_styles_navigation_banners_and_
     assert result["title"] == "Invoice help"
 
 
+def test_html_table_cells_stay_apart_and_rows_make_lines():
+    table = "<html><body><table><tr><th>Item</th><th>Total</th></tr>"
+    table += "<tr><td>Total</td><td>104,49 €</td></tr></table></body></html>"
+
+    assert parse(table.encode(), LIMITS)["text"] == "Item Total\nTotal 104,49 €"
+
+
 def test_rtf_and_text_in_other_encodings_are_read():
     assert " ".join(parse(RTF, LIMITS)["text"].split()) == (
         "Dear Ms. Müller, your invoice INV-2024-0042 is due."

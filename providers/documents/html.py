@@ -60,6 +60,8 @@ class _TextParser(HTMLParser):
             self.dropping = 1
         elif tag in _BLOCKS:
             self.pieces.append("\n")
+        elif tag in ("td", "th"):  # cells of a row stay apart on its line
+            self.pieces.append(" ")
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "title":
