@@ -26,9 +26,20 @@ session can use them.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
-from sqlalchemy import JSON, Integer, LargeBinary, String, bindparam, text
+from sqlalchemy import (
+    JSON,
+    CursorResult,
+    Executable,
+    Integer,
+    LargeBinary,
+    String,
+    TextClause,
+    bindparam,
+    text,
+)
 from sqlalchemy.orm import Session
 
 from events import model as ev
@@ -44,7 +55,39 @@ def available(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-_START = text(
+def _prepared(name: str, sql: str, types: dict[str, str]) -> TextClause:
+    """`EXECUTE name(:param, ...)` of `sql` prepared as `name` on the server, with its
+    parameters (named :param in `sql`) of these types.
+
+    Prepared once per connection (`_execute`): a statement of this size takes longer to plan
+    than to run, and a prepared one is planned once (then a generic plan is kept).
+    """
+    order = list(types)
+    body = re.sub(r"(?<![\w:]):(\w+)", lambda m: f"${order.index(m.group(1)) + 1}", sql)
+    _PREPARE[name] = f"PREPARE {name} ({', '.join(types.values())}) AS {body}"
+    return text(f"EXECUTE {name} ({', '.join(':' + p for p in order)})")
+
+
+_PREPARE: dict[str, str] = {}  # statement name -> its PREPARE
+
+
+def _execute(
+    session: Session, name: str, statement: Executable, params: dict[str, Any]
+) -> CursorResult[Any]:
+    """Run the `_prepared` statement `name`, preparing it first on a connection that has not.
+
+    A prepared statement lives as long as its connection, whatever its transactions do.
+    """
+    connection = session.connection()
+    prepared: set[str] = connection.info.setdefault("gateway_prepared", set())
+    if name not in prepared:
+        connection.exec_driver_sql(_PREPARE[name])
+        prepared.add(name)
+    return connection.execute(statement, params)
+
+
+_START = _prepared(
+    "gateway_start_stage",
     f"""
     WITH job AS MATERIALIZED (
         SELECT id FROM jobs
@@ -84,7 +127,8 @@ _START = text(
                                  AND run.position > 1
     LEFT JOIN stage_texts AS first_text
            ON first_text.job_id = :job AND first_text.stage = first.name
-    """
+    """,
+    {"job": "text", "stage": "text", "now": "timestamptz", "event_id": "text"},
 ).columns(
     event_seq=Integer,
     tenant_id=String,
@@ -105,15 +149,13 @@ def start_stage(session: Session, job_id: str, stage: str) -> Any | None:
     """`runs.start_stage` in one statement: the row of the attempt begun, None if refused.
 
     The row carries the attempt number, the run's position, and what the stage's input is
-    made of: the document and its uploaded file if any (first stage), or the previous stage's result and its text stored
-    apart, and from the third stage on the first stage's, which holds the document's text.
+    made of: the document and its uploaded file if any (first stage), or the previous stage's
+    result and its text stored apart, and from the third stage on the first stage's, which
+    holds the document's text.
     """
     event_id, now = new_id(), utcnow()
-    row = (
-        session.connection()
-        .execute(_START, {"job": job_id, "stage": stage, "now": now, "event_id": event_id})
-        .first()
-    )
+    params = {"job": job_id, "stage": stage, "now": now, "event_id": event_id}
+    row = _execute(session, "gateway_start_stage", _START, params).first()
     if row is not None:
         event = (row.event_seq, ev.STAGE_STARTED, {"stage": stage, "attempt": row.attempts},
                  event_id, now)  # fmt: skip
@@ -121,7 +163,8 @@ def start_stage(session: Session, job_id: str, stage: str) -> Any | None:
     return row
 
 
-_COMPLETE = text(
+_COMPLETE = _prepared(
+    "gateway_complete_stage",
     f"""
     WITH job AS MATERIALIZED (
         SELECT id FROM jobs WHERE id = :job AND status = '{_PROCESSING}' FOR UPDATE
@@ -155,7 +198,17 @@ _COMPLETE = text(
     )
     SELECT touched.event_seq, touched.tenant_id, touched.stages, touched.status, run.attempts
     FROM touched CROSS JOIN run
-    """
+    """,
+    {
+        "job": "text",
+        "stage": "text",
+        "now": "timestamptz",
+        "output": "json",
+        "text": "text",
+        "event_id": "text",
+        "final_id": "text",
+        "payload": "json",
+    },
 ).bindparams(bindparam("output", type_=JSON))
 
 
@@ -170,7 +223,7 @@ def complete_stage(
     payload = {"stage": stage, "result": recorded}
     params = {"job": job_id, "stage": stage, "now": now, "output": recorded, "text": text,
               "event_id": event_id, "final_id": final_id, "payload": json.dumps(payload)}  # fmt: skip
-    row = session.connection().execute(_COMPLETE, params).first()
+    row = _execute(session, "gateway_complete_stage", _COMPLETE, params).first()
     if row is None:
         return None
     finished = row.status == _COMPLETED
