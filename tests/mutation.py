@@ -83,24 +83,10 @@ HAND_MUTANTS = [
     ),
     HandMutant(
         "gateway/runs.py",
-        "_START_RUN = runs_update(\n    (StageStatus.PENDING, StageStatus.STARTED),",
-        "_START_RUN = runs_update(\n    (StageStatus.PENDING, StageStatus.STARTED, StageStatus.COMPLETED),",
-        "tests/test_jobs_service.py -k redelivered",
-        "a finished stage started again",
-    ),
-    HandMutant(
-        "gateway/runs.py",
         "_FAIL_RUN = runs_update(\n    (StageStatus.PENDING, StageStatus.STARTED),",
         "_FAIL_RUN = runs_update(\n    (StageStatus.PENDING, StageStatus.STARTED, StageStatus.COMPLETED),",
         "tests/test_jobs_service.py -k cannot_be_failed",
         "a completed stage failed",
-    ),
-    HandMutant(
-        "gateway/runs.py",
-        "_COMPLETE_JOB = job_update(_PROCESSING, status=JobStatus.COMPLETED.value)",
-        "_COMPLETE_JOB = job_update(_PROCESSING)",
-        "tests/test_stage_runs.py -k last_one_completes",
-        "the last stage leaves its job processing",
     ),
     HandMutant(
         "gateway/jobs.py",
@@ -115,20 +101,6 @@ HAND_MUTANTS = [
         "    (StageStatus.PENDING,), one_stage=False, status=StageStatus.CANCELLED.value",
         "tests/test_jobs_service.py -k skips_later_stages",
         "the stages after a failure cancelled rather than skipped",
-    ),
-    HandMutant(
-        "gateway/transitions.py",
-        '.where(JOBS.c.id == bindparam("job"), JOBS.c.status.in_(when))',
-        '.where(JOBS.c.id == bindparam("job"))',
-        "tests/test_jobs_service.py -k refused_after_cancel",
-        "a transition from any status",
-    ),
-    HandMutant(
-        "gateway/retries.py",
-        "        RUNS.c.status != StageStatus.COMPLETED.value,\n",
-        "",
-        "tests/test_api_retry.py -k resumes_from_its_failed_stage",
-        "a retry that runs the completed stages again",
     ),
     HandMutant(
         "gateway/dispatch.py",

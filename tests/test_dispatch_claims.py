@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from gateway import dispatch, jobs, retries
+from gateway import dispatch, jobs, retries, runs
 from gateway.models import utcnow
 from tests.factories import make_job, make_job_in
 
@@ -76,6 +76,10 @@ def test_the_stalled_sweep_takes_processing_and_claimed_pending_jobs_idle_past_i
     for status in ("completed", "failed", "cancelled"):
         make_job_in(session, status)
     claimed = create(session)
+    # and a job that was sent (claimed) and has completed since
+    sent_and_done = create(session)
+    runs.start_stage(session, sent_and_done.id, "extraction")
+    assert runs.complete_stage(session, sent_and_done.id, "extraction", {"text": "x"})
     now = utcnow()
 
     # Then the sweep lists the processing job and the claimed pending one, least recent first
