@@ -159,14 +159,21 @@ class Stack:
         except ValueError:
             return status, raw.decode(errors="replace")
 
-    def create_job(self, name: str) -> str:
+    def create_job(self, name: str, slow: bool = False) -> str:
+        """A job through the default (real) providers, or, `slow`, through the simulated ones,
+        whose latency (PROVIDER_LATENCY_SCALE) keeps it in flight for seconds."""
+        pipeline: dict[str, Any] = {"stages": STAGES}
+        if slow:
+            pipeline["providers"] = {
+                "extraction": "slow", "analysis": "simulated", "enrichment": "simulated"
+            }  # fmt: skip
         status, job = self.request(
             f"{self.api}/api/jobs/",
             {
                 "document_name": name,
                 "document_type": "compose-test",
                 "document_content": f"Hi, my name is Gabriela, I want to cancel {name}. SubscriptionID 2342",
-                "pipeline_config": {"stages": STAGES},
+                "pipeline_config": pipeline,
             },
         )
         assert status == 201, (status, job)
@@ -243,7 +250,7 @@ def check_a_job_completes(stack: Stack) -> None:
 
 
 def check_a_cancel(stack: Stack) -> None:
-    job_id = stack.create_job("cancelled job")
+    job_id = stack.create_job("cancelled job", slow=True)
     status, job = stack.request(f"{stack.api}/api/jobs/{job_id}/cancel/", {})
     assert status == 200 and job["status"] == "cancelled", (status, job)
     time.sleep(3)  # what the workers were already doing does not undo it
@@ -275,7 +282,7 @@ def check_a_second_up_is_a_no_op(stack: Stack) -> None:
 
 
 def check_worker_restart_mid_job(stack: Stack) -> None:
-    job_id = stack.create_job("worker restarted")
+    job_id = stack.create_job("worker restarted", slow=True)
     wait(lambda: stack.job(job_id)["status"] == "processing", 30, "the job to start")
     stack.compose("restart", "worker-extraction", "worker-io", timeout=120)
     assert stack.wait_final([job_id]) == {job_id: "completed"}
@@ -283,7 +290,7 @@ def check_worker_restart_mid_job(stack: Stack) -> None:
 
 
 def check_redis_killed_and_started(stack: Stack) -> None:
-    job_ids = [stack.create_job(f"redis killed {n}") for n in range(5)]
+    job_ids = [stack.create_job(f"redis killed {n}", slow=True) for n in range(5)]
     wait(lambda: any(stack.job(j)["status"] == "processing" for j in job_ids), 30, "a job to start")
     stack.compose("kill", "-s", "KILL", "redis")
     time.sleep(2)
