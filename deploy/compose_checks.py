@@ -290,7 +290,7 @@ def check_worker_restart_mid_job(stack: Stack) -> None:
 
 
 def check_redis_killed_and_started(stack: Stack) -> None:
-    job_ids = [stack.create_job(f"redis killed {n}", slow=True) for n in range(5)]
+    job_ids = [stack.create_job(f"redis killed {n}") for n in range(5)]
     wait(lambda: any(stack.job(j)["status"] == "processing" for j in job_ids), 30, "a job to start")
     stack.compose("kill", "-s", "KILL", "redis")
     time.sleep(2)
