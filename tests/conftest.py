@@ -22,7 +22,7 @@ from gateway import create_app
 from gateway.config import Settings
 from gateway.db import upgrade_schema
 from gateway.services import Services, get_services
-from tests.support import PG_ADMIN_URL, TABLES, RedisServer
+from tests.support import PG_ADMIN_URL, TABLES, Launch, RedisServer
 
 # Property-based tests and the API fuzz run the same examples on every run (a failure can be
 # replayed) and keep no example database; a shared, loaded machine makes timing deadlines flaky.
@@ -188,3 +188,12 @@ def own_redis() -> Iterator[RedisServer]:
     server.start()
     yield server
     server.close()
+
+
+@pytest.fixture
+def launches() -> Iterator[list[Launch]]:
+    """`make run` launches started by the test; every process of each is killed after it."""
+    started: list[Launch] = []
+    yield started
+    for launch in started:
+        launch.kill_everything()

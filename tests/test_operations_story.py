@@ -8,7 +8,6 @@ import json
 import re
 import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +24,6 @@ from tests.support import (
     launcher_environ,
     wait_until,
 )
-
-
-@pytest.fixture
-def launches() -> Iterator[list[Launch]]:
-    started: list[Launch] = []
-    yield started
-    for launch in started:
-        launch.kill_everything()
 
 
 def start(launches: list[Launch], env: dict[str, str]) -> str:
