@@ -55,9 +55,10 @@ def from_settings(settings: Settings) -> dict[str, Any]:
         "task_store_errors_even_if_ignored": False,
         # Providers honour STAGE_TIME_LIMIT themselves; this hard limit (prefork only) is a backstop.
         "task_time_limit": settings.hard_time_limit,
-        # Flower's task views: the workers' own events (Flower turns them on anyway), and
-        # optionally a publish per stage message sent, to list queued stages too.
-        "worker_send_task_events": True,
+        # Flower's task views, opt-in: a few publishes per stage, which Flower and Redis then
+        # process too (about a fifth of a job's CPU). Flower asks for them only when on
+        # (gateway.launcher); task-sent events also list queued stages.
+        "worker_send_task_events": settings.task_events,
         "task_send_sent_event": settings.task_sent_events,
         "worker_pool": settings.worker_pool,
         "worker_concurrency": settings.worker_concurrency,

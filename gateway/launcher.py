@@ -110,6 +110,8 @@ def commands(settings: Settings) -> dict[str, list[str]]:
             "flower",
             f"--address={FLOWER_ADDRESS}",
             f"--port={settings.flower_port}",
+            # Else Flower turns the workers' task events on every few seconds (TASK_EVENTS).
+            f"--enable_events={settings.task_events}",
         ],
     }
 

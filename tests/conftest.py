@@ -87,6 +87,7 @@ def settings(postgres_url: str, redis_server: RedisServer) -> Settings:
         worker_concurrency=4,
         log_level="WARNING",
         task_sent_events=True,  # tests check which stage messages were sent
+        task_events=True,  # and which the workers received, started, retried (Flower's views)
         auth_mode="off",  # the contract's behaviour; the tenant tests turn keys on
         # Counted, but never reached by the suite's bursts (a fast machine sends hundreds a
         # second); tests/test_ratelimit.py sets the limits it checks

@@ -73,8 +73,11 @@ def test_every_gateway_service_reads_env_and_compose_sets_only_its_own_addresses
         # The one x-environment block (merged, not copied, where a worker adds its pool).
         environment = dict(services[name]["environment"])
         pool = environment.pop("WORKER_POOL", None)
+        events = environment.pop("FLOWER_ENABLE_EVENTS", None)
         assert environment == shared, name
         assert pool == {"worker-extraction": "prefork", "worker-io": "threads"}.get(name), name
+        # Flower asks the workers for task events only when they send them (TASK_EVENTS).
+        assert events == ("${TASK_EVENTS:-false}" if name == "flower" else None), name
     assert set(shared) == {
         "DATABASE_URL", "REDIS_URL", "FLOWER_BASIC_AUTH", "API_KEY_SECRET", "BIND_ADDRESS"
     }  # fmt: skip

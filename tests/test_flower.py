@@ -6,8 +6,10 @@ import base64
 import json
 import os
 import secrets
+import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -23,7 +25,14 @@ from gateway.config import Settings
 from gateway.launcher import commands, flower_environment
 from gateway.services import get_services
 from tests.factories import make_job
-from tests.support import free_port, settings_env, wait_until
+from tests.support import (
+    TaskEvents,
+    WorkerProcess,
+    free_port,
+    settings_env,
+    wait_for_job,
+    wait_until,
+)
 
 CELERY = str(Path(sys.executable).parent / "celery")
 
@@ -93,7 +102,8 @@ class Flower:
 
 @pytest.fixture
 def flower(settings: Settings, worker: Any) -> Iterator[Flower]:
-    """Flower watching the test broker, started after the worker."""
+    """Flower watching the test broker, started after the worker; its task views need the
+    workers' task events, which the test settings turn on (TASK_EVENTS)."""
     flower = Flower(settings)
     yield flower
     flower.stop()
@@ -160,3 +170,58 @@ def test_flower_as_make_run_starts_it_has_a_login_and_refuses_cross_site_request
         assert flower.request("POST", revoke, auth=flower.credentials)[0] == 200
     finally:
         flower.stop()
+
+
+# Flower asks the workers to send task events every 5 s (its events_enable_interval).
+FLOWER_ENABLE_INTERVAL = 5.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flower_events", [False, True])
+def test_by_default_no_task_events_are_sent_and_flower_does_not_ask_for_them(
+    make_app, settings, tmp_path, flower_events
+):
+    # Given the default settings: workers send no task events, and neither do senders
+    default = Settings.from_env({})
+    assert (default.task_events, default.task_sent_events) == (False, False)
+    settings = settings.replace(task_events=False, task_sent_events=False)
+    app = make_app(task_events=False, task_sent_events=False)
+    # a real worker, with heartbeats as under `make run` (Flower could turn its events on)
+    worker = WorkerProcess(settings, f"events-{uuid.uuid4().hex[:6]}", tmp_path / "worker.log")
+    worker.start()
+    # and Flower as `make run` starts it, with TASK_EVENTS off (or on: the counterpart, which
+    # shows that this test sees events when Flower turns them on in the running worker)
+    flower_settings = settings.replace(flower_port=free_port(), task_events=flower_events)
+    shell = dict(os.environ, **settings_env(flower_settings))
+    env, _url = flower_environment(flower_settings, shell)
+    flower = Flower(flower_settings, argv=commands(flower_settings)["flower"], env=env)
+    try:
+        with TaskEvents(get_services(app).celery) as task_events:
+            if not flower_events:
+                time.sleep(FLOWER_ENABLE_INTERVAL + 2)  # past the first time it would ask
+
+            # When a job runs the whole pipeline
+            def run_a_job() -> bool:
+                with get_services(app).database.session() as session:
+                    job = make_job(session)
+                assert get_services(app).pipeline.dispatch(job.id)
+                wait_for_job(app, job.id, "completed", timeout=30)
+                return bool(task_events.of_type("task-succeeded"))
+
+            # Then no task event reached the broker (with Flower asking, they soon do)
+            if flower_events:
+                wait_until(run_a_job, timeout=60, interval=0.5)
+            else:
+                run_a_job()
+                tasks = [e for e in task_events.events if e["type"].startswith("task-")]
+                assert tasks == [], worker.log()
+
+        # and Flower still lists the worker
+        def workers() -> Any:
+            status, body = flower.get("/api/workers?refresh=1", auth=flower.credentials)
+            return body if status == 200 and body else None
+
+        assert list(wait_until(workers, timeout=30)) == [f"{worker.name}@{socket.gethostname()}"]
+    finally:
+        flower.stop()
+        worker.stop()
