@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from gateway import create_app
 from gateway.config import Settings
-from gateway.db import upgrade_schema
+from gateway.db import Database, upgrade_schema
 from gateway.services import Services, get_services
 from tests.support import PG_ADMIN_URL, TABLES, Launch, RedisServer
 
@@ -140,6 +140,27 @@ def session(services: Services) -> Iterator[Session]:
     """A database session for arranging and asserting."""
     with services.database.session() as session:
         yield session
+
+
+@pytest.fixture
+def sqlite_session(tmp_path: Any) -> Iterator[Session]:
+    """A session on a migrated SQLite database of the test's own: there the service layer takes
+    its portable path, which `gateway.fused`'s single statements replace on PostgreSQL."""
+    url = f"sqlite:///{tmp_path / 'gateway.sqlite3'}"
+    upgrade_schema(url)
+    database = Database(url)
+    with database.session() as session:
+        yield session
+    database.dispose()
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def any_session(request: pytest.FixtureRequest) -> Session:
+    """A session on PostgreSQL (the stage transitions of `gateway.fused`), then on SQLite (their
+    portable path): the same behaviour is expected of both."""
+    name = "session" if request.param == "postgresql" else "sqlite_session"
+    session: Session = request.getfixturevalue(name)
+    return session
 
 
 @pytest.fixture

@@ -9,8 +9,9 @@
    with the known mutants its operators do not make (a condition dropped from a WHERE), each
    in a copy of the tree, and runs the tests that should kill it.
 
-MUTATION_CHILDREN (default 2) bounds the parallel mutants; MUTANTS=pattern (a mutmut name glob,
-as `gateway.runs.*`) narrows step 1 and skips step 2. Not part of `make test` (docs/testing.md).
+MUTATION_CHILDREN (default 2) bounds the parallel mutants; MUTANTS (mutmut names or name globs,
+as `gateway.runs.*`, separated by spaces) narrows step 1, tests those mutants again even if they
+have a result (after a test was added), and skips step 2. Not part of `make test` (docs/testing.md).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,6 +154,27 @@ HAND_MUTANTS = [
         "tests/test_jobs_service.py -k racing_a_start",
         "a stale previous_status when cancel races a start",
     ),
+    HandMutant(
+        "gateway/runs.py",
+        "_START_RUN = runs_update(\n    (StageStatus.PENDING, StageStatus.STARTED),",
+        "_START_RUN = runs_update(\n    (StageStatus.PENDING, StageStatus.STARTED, StageStatus.COMPLETED),",
+        "tests/test_stage_runs.py -k completed_does_not_start",
+        "a stage that completed started again by a duplicate delivery",
+    ),
+    HandMutant(
+        "gateway/runs.py",
+        "_COMPLETE_JOB = job_update(_PROCESSING, status=JobStatus.COMPLETED.value)",
+        "_COMPLETE_JOB = job_update(_PROCESSING)",
+        "tests/test_stage_runs.py -k last_one_completes",
+        "the last stage completed and its job left processing",
+    ),
+    HandMutant(
+        "gateway/transitions.py",
+        '.where(JOBS.c.id == bindparam("job"), JOBS.c.status.in_(when))',
+        '.where(JOBS.c.id == bindparam("job"))',
+        "tests/test_api_retry.py -k refused",
+        "a job updated whatever its status",
+    ),
 ]
 
 
@@ -171,10 +194,10 @@ def template_database() -> Iterator[str]:
         admin.dispose()
 
 
-def run_mutmut(children: int, pattern: str | None) -> None:
+def run_mutmut(children: int, patterns: list[str]) -> None:
     mutmut = Path(sys.executable).parent / "mutmut"
     command = [str(mutmut), "run", "--max-children", str(children)]
-    subprocess.run([*command, *([pattern] if pattern else [])], cwd=PROJECT_DIR, check=False)
+    subprocess.run([*command, *patterns], cwd=PROJECT_DIR, check=False)
 
 
 def mutmut_scores() -> tuple[int, int]:
@@ -206,31 +229,13 @@ def mutmut_scores() -> tuple[int, int]:
     return killed_total, total
 
 
-def run_hand_mutants() -> int:
-    """Apply each statement mutant to a copy of the tree and run its tests; return the kills."""
+def run_hand_mutants(children: int) -> int:
+    """Apply each statement mutant to a copy of the tree and run its tests, `children` at a
+    time; return the kills."""
+    with ThreadPoolExecutor(max_workers=children) as pool:
+        results = list(pool.map(_run_hand_mutant, HAND_MUTANTS))
     killed = 0
-    for mutant in HAND_MUTANTS:
-        with tempfile.TemporaryDirectory(prefix="gateway-mutant-") as tmp:
-            tree = Path(tmp)
-            for name in ("gateway", "events", "tasks", "providers", "tests"):
-                shutil.copytree(PROJECT_DIR / name, tree / name, ignore=_CACHES)
-            for name in ("setup.cfg", "worker.py", "wsgi.py", "celeryconfig.py"):
-                shutil.copy2(PROJECT_DIR / name, tree / name)
-            source = tree / mutant.path
-            original = source.read_text()
-            assert original.count(mutant.original) == 1, mutant
-            source.write_text(original.replace(mutant.original, mutant.mutated))
-            # The tree's own copy comes first on the path, ahead of the installed project.
-            env = {**os.environ, "PYTHONPATH": str(tree)}
-            command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
-            result = subprocess.run(
-                [*command, *shlex.split(mutant.tests)],
-                cwd=tree,
-                env=env,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
+    for mutant, result in zip(HAND_MUTANTS, results, strict=True):
         outcomes = {0: "SURVIVED", 1: "killed"}
         killed += result.returncode == 1
         print(f"  {mutant.path}: {mutant.what}: ", end="")
@@ -239,6 +244,30 @@ def run_hand_mutants() -> int:
         )
     print(f"  {'made by hand':28} {killed:4}/{len(HAND_MUTANTS):<4} killed")
     return killed
+
+
+def _run_hand_mutant(mutant: HandMutant) -> subprocess.CompletedProcess[str]:
+    with tempfile.TemporaryDirectory(prefix="gateway-mutant-") as tmp:
+        tree = Path(tmp)
+        for name in ("gateway", "events", "tasks", "providers", "tests"):
+            shutil.copytree(PROJECT_DIR / name, tree / name, ignore=_CACHES)
+        for name in ("setup.cfg", "worker.py", "wsgi.py", "celeryconfig.py"):
+            shutil.copy2(PROJECT_DIR / name, tree / name)
+        source = tree / mutant.path
+        original = source.read_text()
+        assert original.count(mutant.original) == 1, mutant
+        source.write_text(original.replace(mutant.original, mutant.mutated))
+        # The tree's own copy comes first on the path, ahead of the installed project.
+        env = {**os.environ, "PYTHONPATH": str(tree)}
+        command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
+        return subprocess.run(
+            [*command, *shlex.split(mutant.tests)],
+            cwd=tree,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
 
 
 _CACHES = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
@@ -250,16 +279,16 @@ def _percent(part: int, whole: int) -> str:
 
 def main() -> int:
     children = int(os.environ.get("MUTATION_CHILDREN", "2"))
-    pattern = os.environ.get("MUTANTS") or None
+    patterns = os.environ.get("MUTANTS", "").split()
     started = time.monotonic()
     with template_database() as template:
         os.environ["TEST_DATABASE_TEMPLATE"] = template
-        run_mutmut(children, pattern)
+        run_mutmut(children, patterns)
         print("\nmutmut, killed per module:")
         killed, total = mutmut_scores()
-        if pattern is None:
+        if not patterns:
             print("\nMutants made by hand:")
-            killed += run_hand_mutants()
+            killed += run_hand_mutants(children)
             total += len(HAND_MUTANTS)
     minutes = (time.monotonic() - started) / 60
     print(f"\nScore: {killed}/{total} killed, {_percent(killed, total)} in {minutes:.0f} min")

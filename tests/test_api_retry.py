@@ -12,13 +12,14 @@ import pytest
 from sqlalchemy import select
 
 from events import model as ev
-from gateway import jobs, retries
+from gateway import jobs, retries, runs
 from gateway.errors import InvalidTransitionError
 from gateway.models import OutboxEvent
 from tests.factories import RESULTS, make_job_in
 from tests.support import (
     assert_problem,
     outbox_event_types,
+    outbox_events,
     queued_stages,
     race,
     served,
@@ -157,3 +158,34 @@ def test_a_retry_racing_a_cancel_leaves_the_job_consistent(services, session):
             assert outbox_event_types(session, job.id)[-1] == ev.JOB_RETRIED
         seen.add(final.status)
     assert seen <= {"cancelled", "processing"}
+
+
+def test_a_retry_resets_the_unfinished_runs_and_keeps_the_completed_one(session):
+    # Given a job whose analysis failed for good after a retried provider failure
+    job = make_job_in(session, "processing", at="analysis")
+    assert runs.record_retry(session, job.id, "analysis", "Provider timeout", 0.0)
+    assert runs.fail_stage(session, job.id, "analysis", "analysis failed: provider unavailable")
+    before = jobs.get_job(session, job.id)
+
+    # When it is retried
+    retry = retries.retry_job(session, job.id)
+
+    # Then the job is processing again without its error, and says so in one event
+    after = jobs.get_job(session, job.id)
+    assert (after.status, after.error_stage, after.error_message) == ("processing", None, None)
+    assert outbox_events(session, job.id)[-1] == (
+        ev.JOB_RETRIED,
+        {"stage": "analysis", "error": "analysis failed: provider unavailable"},
+    )
+    # The completed extraction is untouched
+    assert after.runs[0] == before.runs[0]
+    # The failed analysis and the skipped enrichment start afresh: pending, new task ids, a new
+    # budget of retries, no error, their attempts still counted, stamped by the retry
+    reset = [(r.status, r.failures, r.error, r.attempts) for r in after.runs[1:]]
+    assert reset == [("pending", 0, None, 1), ("pending", 0, None, 0)]
+    assert {r.task_id for r in after.runs[1:]}.isdisjoint(r.task_id for r in before.runs)
+    assert all(
+        r.updated_at is not None and r.updated_at > before.updated_at for r in after.runs[1:]
+    )
+    # And the rest to send is those runs, the failed one first
+    assert retry.job == after and retry.rest == after.runs[1:]

@@ -1,12 +1,14 @@
 """What the stage tasks record (gateway.runs): retries, starts and completions, and the states
-each refuses, checked on the stored rows and the outbox."""
+each refuses, checked on the stored rows and the outbox. Starting and completing a stage are
+checked on PostgreSQL (`gateway.fused`) and on SQLite (the portable path) with `any_session`."""
 
 from __future__ import annotations
 
 import pytest
 
 from gateway import jobs, runs
-from tests.factories import DOCUMENT, make_job, make_job_in
+from gateway.config import DEFAULT_INLINE_TEXT_LIMIT
+from tests.factories import DOCUMENT, RESULTS, make_job, make_job_in
 from tests.support import outbox_event_types, outbox_events
 
 
@@ -31,7 +33,8 @@ def test_a_retry_stores_its_error_counts_a_failure_and_reports_attempt_and_count
     )
 
 
-def test_the_next_attempt_clears_the_error_of_the_one_before(session):
+def test_the_next_attempt_clears_the_error_of_the_one_before(any_session):
+    session = any_session
     job = make_job_in(session, "processing", at="extraction")
     runs.record_retry(session, job.id, "extraction", "Provider timeout", 0.5)
 
@@ -74,7 +77,8 @@ def test_a_retry_is_refused_unless_its_stage_is_running_and_records_nothing(sess
     assert outbox_event_types(session, job.id) == events
 
 
-def test_a_stage_that_never_started_cannot_be_completed(session):
+def test_a_stage_that_never_started_cannot_be_completed(any_session):
+    session = any_session
     # Given extraction running, analysis still pending
     job = make_job_in(session, "processing", at="extraction")
     events = outbox_event_types(session, job.id)
@@ -88,7 +92,8 @@ def test_a_stage_that_never_started_cannot_be_completed(session):
     assert outbox_event_types(session, job.id) == events
 
 
-def test_completing_a_stage_stores_its_result_and_the_last_one_completes_the_job(session):
+def test_completing_a_stage_stores_its_result_and_the_last_one_completes_the_job(any_session):
+    session = any_session
     job = make_job_in(session, "processing", stages=["extraction", "analysis"], at="analysis")
 
     assert runs.complete_stage(session, job.id, "analysis", {"word_count": 13})
@@ -102,7 +107,8 @@ def test_completing_a_stage_stores_its_result_and_the_last_one_completes_the_job
     ]
 
 
-def test_a_later_stage_starts_with_the_output_of_the_stage_before(session):
+def test_a_later_stage_starts_with_the_output_of_the_stage_before(any_session):
+    session = any_session
     job = make_job(session)
     assert runs.start_stage(session, job.id, "extraction") == DOCUMENT
     runs.complete_stage(session, job.id, "extraction", {"text": "extracted"})
@@ -123,3 +129,66 @@ def test_a_failure_is_recorded_on_its_stage_and_job_with_its_event(session):
         "job.failed",
         {"stage": "analysis", "error": "Provider timeout"},
     )
+
+
+def _run_up_to_enrichment(
+    session, extracted, analysed, *, inline_text_limit=DEFAULT_INLINE_TEXT_LIMIT
+):
+    """Run extraction and analysis of a new job with these results; what enrichment starts with."""
+    job = make_job(session)
+    assert runs.start_stage(session, job.id, "extraction") == DOCUMENT
+    assert runs.complete_stage(
+        session, job.id, "extraction", extracted, inline_text_limit=inline_text_limit
+    )
+    assert runs.start_stage(session, job.id, "analysis") == extracted
+    assert runs.complete_stage(session, job.id, "analysis", analysed)
+    return runs.start_stage(session, job.id, "enrichment")
+
+
+@pytest.mark.parametrize("limit", [DEFAULT_INLINE_TEXT_LIMIT, 10], ids=["inline", "stored-apart"])
+def test_the_third_stage_gets_the_documents_text_with_the_analysis(any_session, limit):
+    # Given an extracted text kept in the extraction's result, or (over the limit) apart from it
+    extracted = RESULTS["extraction"]
+
+    # When enrichment starts after the analysis
+    stage_input = _run_up_to_enrichment(
+        any_session, extracted, {"word_count": 13}, inline_text_limit=limit
+    )
+
+    # Then it gets the analysis' result and the document's text, read back from where it was stored
+    assert stage_input == {"word_count": 13, "text": DOCUMENT}
+
+
+@pytest.mark.parametrize(
+    "extracted", [{"stats": {"words": 0}}, {"text": None}], ids=["none", "null"]
+)
+def test_the_third_stage_gets_an_empty_text_when_extraction_found_none(any_session, extracted):
+    stage_input = _run_up_to_enrichment(any_session, extracted, {"word_count": 0})
+
+    assert stage_input == {"word_count": 0, "text": ""}
+
+
+def test_the_third_stage_keeps_a_text_the_analysis_returned(any_session):
+    stage_input = _run_up_to_enrichment(any_session, RESULTS["extraction"], {"text": "redacted"})
+
+    assert stage_input == {"text": "redacted"}
+
+
+def test_a_stage_that_completed_does_not_start_again(any_session):
+    # Given extraction completed and analysis running
+    session = any_session
+    job = make_job_in(session, "processing", at="analysis")
+    events = outbox_event_types(session, job.id)
+
+    # When a copy of the extraction's message is delivered again
+    assert runs.start_stage(session, job.id, "extraction") is None
+
+    # Then the extraction keeps its result and attempt count, and nothing is recorded
+    after = jobs.get_job(session, job.id)
+    assert (after.runs[0].status, after.runs[0].attempts, after.runs[0].result) == (
+        "completed",
+        1,
+        RESULTS["extraction"],
+    )
+    assert after.event_seq == job.event_seq
+    assert outbox_event_types(session, job.id) == events
