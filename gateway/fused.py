@@ -232,3 +232,121 @@ def complete_stage(
         events.append((row.event_seq, ev.JOB_COMPLETED, {"stages": row.stages}, final_id, now))
     note(session, job_id, row.tenant_id, *events)
     return int(row.attempts), finished
+
+
+# Creating a job: the job, its runs, its uploaded file if any and `job.created`, inserted by one
+# statement; under an Idempotency-Key (`_CREATE_ONCE`), with the key's lock, look-up and row.
+_CREATE_COLUMNS = """
+    (id, document_name, document_type, document_content, stages, providers, status,
+     error_stage, error_message, dispatched_at, event_seq, created_at, updated_at, tenant_id)
+"""
+_CREATE_VALUES = f"""
+    :job, :name, :type, :content, :stages, :providers, '{JobStatus.PENDING.value}',
+    NULL, NULL, :now, 1, :now, :now, :tenant
+"""
+_CREATE_REST = f"""
+    runs AS (
+        INSERT INTO stage_runs (job_id, position, name, status, task_id, attempts, failures,
+                                result, error, updated_at)
+        SELECT job.id, run.position - 1, run.name, '{_PENDING}', run.task_id, 0, 0,
+               CAST('null' AS json), NULL, NULL
+        FROM job, unnest(:names, :task_ids) WITH ORDINALITY AS run(name, task_id, position)
+    ), file AS (
+        INSERT INTO job_files (job_id, content, content_type, filename, size)
+        SELECT job.id, :file, :file_type, :file_name, octet_length(:file)
+        FROM job WHERE :file IS NOT NULL
+    ), event AS (
+        INSERT INTO outbox_events (event_id, event_type, job_id, seq, payload, tenant_id,
+                                   created_at)
+        SELECT :event_id, '{ev.JOB_CREATED}', job.id, 1, :payload, :tenant, :now FROM job
+    )
+"""
+_CREATE_TYPES = {
+    "job": "text", "name": "text", "type": "text", "content": "text", "stages": "json",
+    "providers": "json", "now": "timestamptz", "tenant": "text", "names": "text[]",
+    "task_ids": "text[]", "event_id": "text", "payload": "json", "file": "bytea",
+    "file_type": "text", "file_name": "text",
+}  # fmt: skip
+_CREATE = _prepared(
+    "gateway_create_job",
+    f"""
+    WITH job AS (
+        INSERT INTO jobs {_CREATE_COLUMNS} VALUES ({_CREATE_VALUES}) RETURNING id
+    ), {_CREATE_REST}
+    SELECT true AS held, id AS created, NULL AS fingerprint, NULL AS prior_job FROM job
+    """,
+    _CREATE_TYPES,
+)
+_KEY_TYPES = {
+    "lock": "bigint", "owner": "text", "key": "text", "fingerprint": "text",
+    "expires": "timestamptz",
+}  # fmt: skip
+# The key's advisory lock (held until the statement's transaction ends) tells a request under
+# it that is still being stored (`held` false: 409) from one already committed (`prior_job`).
+# An expired row is replaced; a row committed after this statement's snapshot was taken
+# (invisible to `prior`) makes the insert do nothing: `created` is then NULL, and the caller
+# looks again.
+_CREATE_ONCE = _prepared(
+    "gateway_create_job_once",
+    f"""
+    WITH lock AS MATERIALIZED (
+        SELECT pg_try_advisory_xact_lock(:lock) AS held
+    ), prior AS MATERIALIZED (
+        SELECT fingerprint, job_id FROM idempotency_keys, lock
+        WHERE lock.held AND tenant_id = :owner AND key = :key AND expires_at > :now
+    ), remembered AS (
+        INSERT INTO idempotency_keys AS k (tenant_id, key, fingerprint, job_id, created_at,
+                                           expires_at)
+        SELECT :owner, :key, :fingerprint, :job, :now, :expires FROM lock
+        WHERE lock.held AND NOT EXISTS (SELECT FROM prior)
+        ON CONFLICT (tenant_id, key) DO UPDATE
+        SET fingerprint = excluded.fingerprint, job_id = excluded.job_id,
+            created_at = excluded.created_at, expires_at = excluded.expires_at
+        WHERE k.expires_at <= excluded.created_at
+        RETURNING job_id
+    ), job AS (
+        INSERT INTO jobs {_CREATE_COLUMNS} SELECT {_CREATE_VALUES} FROM remembered
+        RETURNING id
+    ), {_CREATE_REST}
+    SELECT lock.held, (SELECT id FROM job) AS created, prior.fingerprint,
+           prior.job_id AS prior_job
+    FROM lock LEFT JOIN prior ON true
+    """,
+    _CREATE_TYPES | _KEY_TYPES,
+)
+
+
+def create_job(
+    session: Session,
+    columns: dict[str, Any],
+    task_ids: list[str],
+    payload: dict[str, Any],
+    upload: tuple[bytes, str | None, str | None] | None,
+    key: dict[str, Any] | None = None,
+) -> Any:
+    """Insert a job (`columns`, as `gateway.jobs.create_job` built them) with its runs, their
+    `task_ids` in stage order, its `upload` (content, type, name) and its `job.created` event
+    carrying `payload`; noted for the stream once the session commits.
+
+    With `key` (lock, owner, key, fingerprint, expires: `gateway.idempotency`), only if the
+    key is free: the row says whether the lock was `held`, the id `created` (NULL if nothing
+    was), and the `fingerprint` and `prior_job` of the live key found instead.
+    """
+    event_id, now = new_id(), columns["created_at"]
+    content, file_type, file_name = upload or (None, None, None)
+    params = {
+        "job": columns["id"], "name": columns["document_name"],
+        "type": columns["document_type"], "content": columns["document_content"],
+        "stages": json.dumps(columns["stages"]), "providers": json.dumps(columns["providers"]),
+        "now": now, "tenant": columns["tenant_id"], "names": list(columns["stages"]),
+        "task_ids": task_ids, "event_id": event_id, "payload": json.dumps(payload),
+        "file": content, "file_type": file_type, "file_name": file_name,
+    }  # fmt: skip
+    if key is None:
+        row = _execute(session, "gateway_create_job", _CREATE, params).one()
+    else:
+        row = _execute(session, "gateway_create_job_once", _CREATE_ONCE, params | key).one()
+    if row.created is not None:
+        event = (1, ev.JOB_CREATED, payload, event_id, now)
+        note(session, str(columns["id"]), columns["tenant_id"], event)
+    return row

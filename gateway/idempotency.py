@@ -6,7 +6,9 @@ The primary key (tenant, key) lets one job at most be stored under it, across AP
 and restarts. On PostgreSQL a transaction-scoped advisory lock on the key tells a request
 that arrives while another one under the same key is inside its transaction (409) from one
 that arrives after it committed (a replay); on SQLite, where writers take turns anyway, the
-loser of a race meets the primary key and reads the winner's row.
+loser of a race meets the primary key and reads the winner's row. On PostgreSQL the lock,
+the look-up and the stored key are part of the create's single statement (`fused.create_job`,
+with `statement_key`); `claim` and `remember` are the portable path.
 """
 
 from __future__ import annotations
@@ -97,6 +99,19 @@ def remember(
             expires_at=now + timedelta(seconds=request.ttl),
         )
     )
+
+
+def statement_key(tenant: str | None, request: IdempotentRequest, now: datetime) -> dict[str, Any]:
+    """The parameters that create a job under the key in one statement (`fused.create_job`):
+    the same lock, scope and row as `claim` and `remember`."""
+    owner = scope(tenant)
+    return {
+        "lock": _lock_id(owner, request.key),
+        "owner": owner,
+        "key": request.key,
+        "fingerprint": request.fingerprint,
+        "expires": now + timedelta(seconds=request.ttl),
+    }
 
 
 def purge_expired(session: Session) -> int:

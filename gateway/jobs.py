@@ -22,10 +22,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
 from events import model as ev
-from gateway import idempotency, metrics
+from gateway import fused, idempotency, metrics
 from gateway.cursor import decode_cursor, encode_cursor
 from gateway.errors import (
     IdempotencyInFlightError,
+    IdempotencyMismatchError,
     InvalidPipelineError,
     InvalidTransitionError,
     JobNotFoundError,
@@ -163,7 +164,38 @@ def create_job(
     one); InvalidPipelineError for a stage the job does not run or a name not registered.
     The job is stored already claimed for dispatch: the caller sends its chain right after
     the commit, and calls `dispatch.release_dispatch` if the broker refused it.
+
+    On PostgreSQL, without a key, all of it is one statement (`fused.create_job`).
     """
+    job = _new_job(
+        document_name=document_name,
+        document_type=document_type,
+        document_content=document_content,
+        stages=stages,
+        tenant=tenant,
+        providers=providers,
+    )
+    if fused.available(session) and idempotent is None:
+        upload = _upload(document_file)
+        fused.create_job(session, _columns(job), _task_ids(job), _payload(job), upload)
+    else:
+        _insert(session, job, document_file)
+        if idempotent is not None:
+            idempotency.remember(session, tenant, idempotent, job.id, job.created_at)
+    session.commit()
+    return _created(job)
+
+
+def _new_job(
+    *,
+    document_name: str,
+    document_type: str,
+    document_content: str = "",
+    stages: list[str],
+    tenant: str | None = None,
+    providers: dict[str, str] | None = None,
+) -> JobSnapshot:
+    """A new pending job and its runs, checked, not stored yet."""
     if stages not in VALID_PIPELINES:
         raise InvalidPipelineError(f"Invalid stage combination {stages!r}.")
     problems = provider_problems(stages, providers or {})
@@ -186,7 +218,7 @@ def create_job(
         )
         for i, name in enumerate(stages)
     ]
-    job = JobSnapshot(
+    return JobSnapshot(
         id=job_id,
         document_name=document_name,
         document_type=document_type,
@@ -203,29 +235,56 @@ def create_job(
         tenant_id=tenant,
         runs=runs,
     )
+
+
+def _columns(job: JobSnapshot) -> dict[str, Any]:
+    return {c.name: getattr(job, c.name) for c in JOBS.columns}
+
+
+def _task_ids(job: JobSnapshot) -> list[str]:
+    return [run.task_id for run in job.runs]
+
+
+def _payload(job: JobSnapshot) -> dict[str, Any]:
+    """The payload of the job's `job.created`."""
+    return {
+        "document_name": job.document_name,
+        "document_type": job.document_type,
+        "stages": job.stages,
+    }
+
+
+def _upload(document_file: DocumentFile | None) -> tuple[bytes, str | None, str | None] | None:
+    if document_file is None:
+        return None
+    return document_file.content, document_file.content_type, document_file.filename
+
+
+def _insert(session: Session, job: JobSnapshot, document_file: DocumentFile | None) -> None:
+    """The portable create: the job, its runs, its file and `job.created`, one statement each."""
     connection = session.connection()
-    connection.execute(_INSERT_JOB, {c.name: getattr(job, c.name) for c in JOBS.columns})
+    connection.execute(_INSERT_JOB, _columns(job))
     connection.execute(
-        _INSERT_RUNS, [{c.name: getattr(r, c.name) for c in RUNS.columns} for r in runs]
+        _INSERT_RUNS, [{c.name: getattr(r, c.name) for c in RUNS.columns} for r in job.runs]
     )
     if document_file is not None:
         connection.execute(
             _INSERT_FILE,
             {
-                "job_id": job_id,
+                "job_id": job.id,
                 "content": document_file.content,
                 "content_type": document_file.content_type,
                 "filename": document_file.filename,
                 "size": len(document_file.content),
             },
         )
-    payload = {"document_name": document_name, "document_type": document_type, "stages": stages}
-    record(session, job.id, (1, ev.JOB_CREATED, payload))
-    if idempotent is not None:
-        idempotency.remember(session, tenant, idempotent, job_id, now)
-    session.commit()
+    record(session, job.id, (1, ev.JOB_CREATED, _payload(job)))
+
+
+def _created(job: JobSnapshot) -> JobSnapshot:
+    """Count and log a job whose create committed."""
     metrics.JOBS_CREATED.inc()
-    log.info("job created, stages %s", ",".join(stages), extra={"job_id": job_id})
+    log.info("job created, stages %s", ",".join(job.stages), extra={"job_id": job.id})
     return job
 
 
@@ -265,6 +324,13 @@ def create_job_once(
     """
     for _ in range(2):
         try:
+            if fused.available(session):
+                replay = _create_once_fused(session, request, tenant, **fields)
+                if isinstance(replay, JobSnapshot):
+                    return Creation(replay, replayed=False)
+                if replay is not None:
+                    return Creation(get_job(session, replay, tenant), replayed=True)
+                continue
             job_id = idempotency.claim(session, tenant, request)
             if job_id is not None:
                 session.rollback()
@@ -276,6 +342,37 @@ def create_job_once(
             # insert (SQLite; or a race for a key that had just expired): read it again.
             session.rollback()
     raise IdempotencyInFlightError()
+
+
+def _create_once_fused(
+    session: Session,
+    request: IdempotentRequest,
+    tenant: str | None,
+    *,
+    document_file: DocumentFile | None = None,
+    **fields: Any,
+) -> JobSnapshot | str | None:
+    """`create_job_once` in one statement: the job created, or the id of the one created
+    before under the key, or None if that one committed while the statement ran (look again).
+
+    The errors are `idempotency.claim`'s.
+    """
+    job = _new_job(tenant=tenant, **fields)
+    key = idempotency.statement_key(tenant, request, job.created_at)
+    row = fused.create_job(
+        session, _columns(job), _task_ids(job), _payload(job), _upload(document_file), key
+    )
+    if row.created is not None:
+        session.commit()
+        return _created(job)
+    session.rollback()
+    if not row.held:
+        raise IdempotencyInFlightError()
+    if row.prior_job is None:
+        return None
+    if row.fingerprint != request.fingerprint:
+        raise IdempotencyMismatchError()
+    return str(row.prior_job)
 
 
 def provider_choices(configured: dict[str, str]) -> dict[str, dict[str, Any]]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event as sa_event
+from sqlalchemy import func, select, update
 
 from events.model import TERMINAL_TYPES
 from gateway import jobs, runs
@@ -17,7 +19,7 @@ from gateway.errors import (
     InvalidTransitionError,
 )
 from gateway.idempotency import IdempotentRequest
-from gateway.models import Job, OutboxEvent
+from gateway.models import IdempotencyKey, Job, JobFile, OutboxEvent, utcnow
 from tests.factories import STATUSES, make_job, make_job_in
 from tests.support import outbox_event_types, outbox_events, race
 
@@ -441,3 +443,65 @@ def test_a_key_belongs_to_its_tenant_and_another_body_under_it_is_refused(sessio
     with pytest.raises(IdempotencyMismatchError):
         jobs.create_job_once(session, other, tenant="acme", stages=["extraction"], **body)
     assert session.scalar(select(func.count()).select_from(Job)) == 2
+
+
+def test_a_create_is_one_statement_on_postgresql_and_stores_all_its_rows(services, session):
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args):
+        if not statement.startswith("PREPARE"):  # once per connection
+            statements.append(statement)
+
+    body: dict[str, Any] = {
+        "document_name": "n",
+        "document_type": "t",
+        "stages": ["extraction", "analysis"],
+    }
+    upload = jobs.DocumentFile(b"%PDF-1.4 bytes", "application/pdf", "a.pdf")
+    request = IdempotentRequest.of("key-1", body, ttl=60)
+    engine = services.database.read_engine  # the autocommit pool of Database.transition()
+    sa_event.listen(engine, "before_cursor_execute", count)
+    try:
+        with services.database.transition() as connection:
+            plain = jobs.create_job(connection, tenant="acme", **body)
+        with services.database.transition() as connection:
+            keyed = jobs.create_job_once(
+                connection, request, tenant="acme", document_file=upload, **body
+            ).job
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", count)
+
+    assert len(statements) == 2, statements
+    for job in (plain, keyed):
+        stored = jobs.get_job(session, job.id, "acme")
+        assert [(r.name, r.status, r.task_id) for r in stored.runs] == [
+            (r.name, "pending", r.task_id) for r in job.runs
+        ]
+        assert (stored.status, stored.event_seq, stored.dispatched_at) == (
+            "pending",
+            1,
+            job.created_at,
+        )
+        assert outbox_events(session, job.id) == [
+            ("job.created", {"document_name": "n", "document_type": "t", "stages": body["stages"]})
+        ]
+    assert session.get(JobFile, keyed.id).content == upload.content
+    assert session.get(JobFile, plain.id) is None
+    key = session.get(IdempotencyKey, ("acme", "key-1"))
+    assert (key.job_id, key.fingerprint) == (keyed.id, request.fingerprint)
+
+
+def test_a_create_under_an_expired_key_takes_the_key_over(session):
+    body = {"document_name": "n", "document_type": "t", "document_content": "c"}
+    request = IdempotentRequest.of("key-1", body, ttl=60)
+    first = jobs.create_job_once(session, request, stages=["extraction"], **body)
+    session.execute(update(IdempotencyKey).values(expires_at=utcnow() - timedelta(seconds=1)))
+    session.commit()
+
+    other = IdempotentRequest.of("key-1", {**body, "document_name": "m"}, ttl=60)
+    second = jobs.create_job_once(session, other, stages=["extraction"], **body)
+
+    assert not second.replayed and second.job.id != first.job.id
+    key = session.get(IdempotencyKey, ("", "key-1"))
+    assert (key.job_id, key.fingerprint) == (second.job.id, other.fingerprint)
+    assert key.expires_at > utcnow()

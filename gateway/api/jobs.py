@@ -112,7 +112,8 @@ class Jobs(MethodView):
             "tenant": auth.tenant(),
         }
         key = headers.get("idempotency_key")
-        with _database().session() as session:
+        # One statement on PostgreSQL (gateway.fused): no BEGIN and COMMIT around it.
+        with _database().transition() as session:
             if key is None:
                 creation = Creation(jobs.create_job(session, **fields), replayed=False)
             else:
