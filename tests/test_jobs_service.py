@@ -173,6 +173,15 @@ def test_the_last_page_has_no_cursor_even_when_exactly_limit_jobs_remain(session
     assert second.next_cursor is None
 
 
+def test_a_page_holds_fifty_jobs_unless_the_caller_says_otherwise(session):
+    made = [make_job(session).id for _ in range(51)]
+
+    first = jobs.list_jobs(session)
+    assert [j.id for j in first.jobs] == made[:0:-1] and first.next_cursor is not None
+    rest = jobs.list_jobs(session, cursor=first.next_cursor)
+    assert ([j.id for j in rest.jobs], rest.next_cursor) == ([made[0]], None)
+
+
 def test_a_stage_completed_twice_at_once_records_once(services, session):
     for _ in range(ROUNDS // 2):
         # Given a running stage delivered to two workers
@@ -505,3 +514,20 @@ def test_a_create_under_an_expired_key_takes_the_key_over(session):
     key = session.get(IdempotencyKey, ("", "key-1"))
     assert (key.job_id, key.fingerprint) == (second.job.id, other.fingerprint)
     assert key.expires_at > utcnow()
+
+
+def test_the_provider_choices_give_each_stage_its_default_and_the_names_a_job_may_use():
+    configured = {"extraction": "slow", "analysis": "simulated", "enrichment": "default"}
+
+    choices = jobs.provider_choices(configured)
+
+    assert list(choices) == list(configured)
+    assert [choice["default"] for choice in choices.values()] == list(configured.values())
+    assert {"fast", "slow", "default"} <= set(choices["extraction"]["available"])
+    # Every name listed is one a job may choose for its stage, and only those are
+    stages = list(configured)
+    for stage, choice in choices.items():
+        assert not [
+            name for name in choice["available"] if jobs.provider_problems(stages, {stage: name})
+        ]
+    assert jobs.provider_problems(stages, {"analysis": "no-such-provider"})
