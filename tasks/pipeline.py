@@ -57,10 +57,22 @@ def build_chain(
     first, *rest = (
         celery.tasks[task_name(run.name)]
         .si(job.id, chosen[run.name])
-        .set(task_id=run.task_id, **({"retry_policy": NEXT_STAGE_RETRY} if i else {}))
+        .set(
+            task_id=run.task_id,
+            **({"retry_policy": NEXT_STAGE_RETRY} if i else {}),
+            **_LEAN_PUBLISH,
+            argsrepr=repr((job.id, chosen[run.name])),
+        )
         for i, run in enumerate(job.runs if runs is None else runs)
     )
     return first.set(chain=rest[::-1])
+
+
+# Spared on every publish, the API's and each stage's: kombu binding a copy of the queue to
+# declare it (a stage goes to the anonymous exchange, which delivers to the queue's list
+# whether or not it was declared; the workers declare their queues), and Celery's `saferepr`
+# of the arguments, which for two short strings is their plain `repr` (what Flower shows).
+_LEAN_PUBLISH = {"declare": [], "kwargsrepr": "{}"}
 
 
 class Pipeline:
