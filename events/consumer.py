@@ -87,6 +87,10 @@ class ConsumerOptions:
     dead_letter_maxlen: int = 10_000  # approximate bound of the dead-letter stream (MAXLEN ~)
     block_ms: int = 1000
     batch: int = 10
+    # After a read that did not fill a batch, seconds to let more entries arrive before the
+    # next: each read and its XACK cost a round trip whatever the batch holds, and under load
+    # events trickle in by ones and twos. Delays an event by at most this.
+    linger: float = 0.02
     # Handle only this tenant's events; the others are acknowledged unhandled (None: all).
     tenant: str | None = None
 
@@ -121,7 +125,7 @@ class Consumer:
         pause = 0.1
         while not self.stop.is_set():
             try:
-                self.poll()
+                done = self.poll()
             except redis.RedisError as exc:
                 self._group_ready = False
                 if isinstance(exc, redis.ResponseError) and _group_gone(exc):
@@ -135,6 +139,8 @@ class Consumer:
             else:
                 self.outage.up()
                 pause = 0.1
+                if 0 < done < o.batch and o.linger > 0:
+                    self.stop.wait(o.linger)
         log.info("consumer %s of group %s stopped", o.consumer, o.group)
 
     def poll(self) -> int:
