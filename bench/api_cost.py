@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import dataclasses
+import os
 import pstats
 import statistics
 import tempfile
@@ -25,11 +27,14 @@ from typing import Any
 
 import psutil
 from flask import Flask
+from limits.storage import RedisStorage
+from limits.strategies import SlidingWindowCounterRateLimiter
 from sqlalchemy import create_engine, text
 
 from bench.loadkit import throwaway_database
 from bench.pipeline import start_redis
 from gateway import create_app, idempotency, jobs
+from gateway.api import ratelimit
 from gateway.config import Settings
 from gateway.db import upgrade_schema
 from gateway.idempotency import IdempotentRequest
@@ -86,7 +91,28 @@ class Variant:
         self.postgres.append((backends_cpu(self.app) - pg_before) / count)
 
 
-def variants(app: Flask) -> list[Variant]:
+def limiter_variants(app: Flask) -> list[Variant]:
+    """A create's rate limits (two), counted by one script, and as `limits` counts them."""
+    limiter = app.extensions[ratelimit.EXTENSION]
+    items = limiter.every_route + limiter.creates
+    storage = RedisStorage(get_services(app).settings.redis_url, key_prefix="bench")
+    window = SlidingWindowCounterRateLimiter(storage)
+
+    def by_limits(n: int) -> None:
+        for scope, item in zip(("jobs", "create"), items, strict=True):
+            window.hit(item, "address:bench", scope)
+            window.get_window_stats(item, "address:bench", scope)
+
+    def by_script(n: int) -> None:
+        assert limiter.spend("address:bench", creating=True)
+
+    return [
+        Variant("rate limits of a create, one script", app, by_script),
+        Variant("  as `limits` counts them", app, by_limits),
+    ]
+
+
+def variants(app: Flask, limited: Flask) -> list[Variant]:
     client = app.test_client()
     created: list[str] = []
     database = get_services(app).database
@@ -104,6 +130,12 @@ def variants(app: Flask) -> list[Variant]:
     def get(n: int) -> None:
         response = client.get(f"/api/jobs/{created[n % len(created)]}/")
         assert response.status_code == 200
+
+    limited_client = limited.test_client()
+
+    def get_limited(n: int) -> None:
+        response = limited_client.get(f"/api/jobs/{created[n % len(created)]}/")
+        assert response.status_code == 200 and "RateLimit-Limit" in response.headers
 
     def create_fields(n: int) -> dict[str, Any]:
         return {
@@ -139,20 +171,20 @@ def variants(app: Flask) -> list[Variant]:
         Variant("POST /api/jobs/", app, post),
         Variant("  with an Idempotency-Key", app, post_keyed),
         Variant("GET /api/jobs/{id}/", app, get),
+        Variant("  rate limited", limited, lambda n: get_limited(n)),
         Variant("create, one statement", app, one_statement),
         Variant("create, a statement per table", app, portable),
         Variant("create with a key, one statement", app, one_statement_keyed),
         Variant("  a statement per table", app, lambda n: portable(n, keyed=True)),
     ]
-    return result
+    return result + limiter_variants(limited)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=400, help="requests per variant per round")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--rate-limit", action="store_true", help="RATE_LIMIT_ENABLED=true")
-    parser.add_argument("--profile", choices=["post", "get"], help="cProfile one variant instead")
+    parser.add_argument("--profile", choices=["post", "get", "limited"], help="cProfile one variant instead")
     args = parser.parse_args(argv)
     admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
     workdir = Path(tempfile.mkdtemp(prefix="gateway-api-cost-"))
@@ -167,21 +199,24 @@ def main(argv: list[str] | None = None) -> int:
                 auth_mode="off",
                 log_level="WARNING",
                 max_queued_stages=10**9,
-                rate_limit_enabled=args.rate_limit,
+                rate_limit_enabled=False,
                 rate_limit="1000000/second",
                 rate_limit_create="1000000/second",
             )
             app = create_app(settings)
-            kinds = variants(app)
+            limited = create_app(dataclasses.replace(settings, rate_limit_enabled=True))
+            kinds = variants(app, limited)
             for kind in kinds:  # warm up: connections, prepared statements, caches
                 kind.round(50)
                 kind.ours.clear()
                 kind.postgres.clear()
             if args.profile:
-                kind = kinds[0] if args.profile == "post" else kinds[2]
+                kind = {"post": kinds[0], "get": kinds[2], "limited": kinds[3]}[args.profile]
                 profiler = cProfile.Profile(time.process_time)
                 profiler.runcall(kind.round, args.requests)
-                pstats.Stats(profiler).sort_stats("cumulative").print_stats(70)
+                pstats.Stats(profiler).sort_stats(os.environ.get("SORT", "cumulative")).print_stats(
+                    70
+                )
                 return 0
             for _ in range(args.rounds):
                 for kind in kinds:
@@ -193,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                 ours, pg = statistics.median(kind.ours), statistics.median(kind.postgres)
                 print(f"{kind.name:34} {ours * 1e6:9.0f} {pg * 1e6:14.0f}")
             get_services(app).database.dispose()
+            get_services(limited).database.dispose()
     finally:
         redis_server.stop()
         admin.dispose()

@@ -3,10 +3,15 @@ over it 429 with Retry-After and the RateLimit headers; with Redis down, request
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import schemathesis
+from limits.storage import RedisStorage
+from limits.strategies import SlidingWindowCounterRateLimiter
 from sqlalchemy import func, select
 
+from gateway.api import ratelimit
 from gateway.config import Settings
 from gateway.errors import ConfigError
 from gateway.models import Job
@@ -161,3 +166,43 @@ def test_the_429_answer_is_the_documented_one(make_app):
             if path.startswith(("/api/jobs", "/api/providers")) and method in ("get", "post"):
                 assert {"401", "429"} <= set(spec["responses"]), (method, path)
                 assert ("403" in spec["responses"]) == (method == "post"), (method, path)
+
+
+def test_every_limit_of_a_request_is_counted_in_one_round_trip_to_redis(make_app):
+    app = make_app(rate_limit="100/minute;1000/hour")
+    client = app.test_client()
+    redis = get_services(app).redis
+    assert client.get("/api/jobs/").status_code == 200  # the script is loaded once
+
+    before = redis.info("commandstats")
+    answers = [client.get("/api/jobs/") for _ in range(3)]
+    after = redis.info("commandstats")
+
+    # One script call per request for both limits; the rest are the commands it runs
+    sent = {name: after[name]["calls"] - before.get(name, {"calls": 0})["calls"] for name in after}
+    assert sent.pop("cmdstat_evalsha") == 3 and sent.pop("cmdstat_info") == 1
+    assert {name for name, calls in sent.items() if calls} <= {
+        "cmdstat_get", "cmdstat_pttl", "cmdstat_incrby", "cmdstat_set", "cmdstat_rename",
+    }  # fmt: skip
+    assert [r.headers["RateLimit-Remaining"] for r in answers] == ["98", "97", "96"]
+    assert answers[0].headers["RateLimit-Policy"] == "100;w=60, 1000;w=3600"
+    assert answers[0].headers["RateLimit-Limit"] == "100"
+
+
+def test_the_counts_are_those_of_the_limits_librarys_sliding_window(make_app):
+    # Counted in the keys, and with the arithmetic, of `limits`: it reads the same standing
+    app = make_app(rate_limit="5/minute")
+    limiter = app.extensions[ratelimit.EXTENSION]
+    for _ in range(3):
+        (usage,) = limiter.spend("address:192.0.2.9", creating=False)
+    storage = RedisStorage(get_services(app).settings.redis_url, key_prefix=ratelimit.KEY_PREFIX)
+    window = SlidingWindowCounterRateLimiter(storage)
+
+    reset_at, remaining = window.get_window_stats(usage.limit, "address:192.0.2.9", "jobs")
+    assert (usage.remaining, remaining) == (2, 2)
+    assert abs(usage.reset_in - (reset_at - time.time())) <= 1
+    assert window.hit(usage.limit, "address:192.0.2.9", "jobs")  # the 4th of 5
+    (usage,) = limiter.spend("address:192.0.2.9", creating=False)
+    assert (usage.remaining, usage.breached) == (0, False)
+    (usage,) = limiter.spend("address:192.0.2.9", creating=False)
+    assert usage.breached
