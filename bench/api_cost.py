@@ -184,7 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=400, help="requests per variant per round")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--profile", choices=["post", "get", "limited"], help="cProfile one variant instead")
+    parser.add_argument(
+        "--profile", choices=["post", "get", "limited"], help="cProfile one variant instead"
+    )
     args = parser.parse_args(argv)
     admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
     workdir = Path(tempfile.mkdtemp(prefix="gateway-api-cost-"))
