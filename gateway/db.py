@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -83,6 +83,13 @@ class Database:
         """
         with (self.readers if self.engine.dialect.name == "postgresql" else self.sessions)() as s:
             yield s
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A bare connection for reads only, in autocommit: what a request that reads with a
+        statement or two needs, without a session's bookkeeping around it."""
+        with self.read_engine.connect() as connection:
+            yield connection
 
     @contextmanager
     def reader(self) -> Iterator[Session]:

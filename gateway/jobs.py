@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, insert, select, tuple_, union_all
+from sqlalchemy import Connection, Select, bindparam, insert, select, tuple_, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
@@ -57,6 +57,8 @@ _RUN_COLUMNS = [c.label(f"run_{c.name}") for c in RUNS.columns if c.name != "job
 # Reads leave the document out: it may be megabytes, no representation shows it, and the
 # extraction stage reads it itself.
 _JOB_COLUMNS = [c for c in JOBS.columns if c.name != "document_content"]
+_JOB_FIELDS = [c.name for c in _JOB_COLUMNS]
+_RUN_FIELDS = [c.name[len("run_") :] for c in _RUN_COLUMNS]
 _WITHOUT_DOCUMENT = defer(Job.document_content, raiseload=True)
 # A job and its runs in one statement.
 _JOB_WITH_RUNS = (
@@ -384,7 +386,7 @@ def provider_choices(configured: dict[str, str]) -> dict[str, dict[str, Any]]:
     }
 
 
-def get_job(session: Session, job_id: str, tenant: str | None = None) -> JobSnapshot:
+def get_job(session: Session | Connection, job_id: str, tenant: str | None = None) -> JobSnapshot:
     """The job with this id (of `tenant` if given) and its runs, as stored now, in one statement.
 
     JobNotFoundError if there is none, a malformed id and another tenant's job included. Its
@@ -394,20 +396,21 @@ def get_job(session: Session, job_id: str, tenant: str | None = None) -> JobSnap
         uuid.UUID(job_id)
     except (ValueError, TypeError, AttributeError):
         raise JobNotFoundError() from None
+    connection = session.connection() if isinstance(session, Session) else session
     if tenant is None:
-        rows = session.connection().execute(_JOB_WITH_RUNS, {"job": job_id}).all()
+        rows = connection.execute(_JOB_WITH_RUNS, {"job": job_id}).all()
     else:
         statement = _TENANT_JOB_WITH_RUNS
-        rows = session.connection().execute(statement, {"job": job_id, "tenant": tenant}).all()
+        rows = connection.execute(statement, {"job": job_id, "tenant": tenant}).all()
     if not rows:
         raise JobNotFoundError()
+    # By position: the job's columns, then the run's (the statement's order)
+    width = len(_JOB_FIELDS)
     runs = [
-        RunSnapshot(
-            job_id=job_id, **{c.name[len("run_") :]: getattr(row, c.name) for c in _RUN_COLUMNS}
-        )
+        RunSnapshot(job_id=job_id, **dict(zip(_RUN_FIELDS, row[width:], strict=True)))
         for row in rows
     ]
-    columns = {c.name: getattr(rows[0], c.name) for c in _JOB_COLUMNS}
+    columns = dict(zip(_JOB_FIELDS, rows[0][:width], strict=True))
     return JobSnapshot(**columns, document_content=None, runs=runs)
 
 

@@ -17,7 +17,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -123,7 +123,7 @@ def revoke_key(session: Session, prefix: str) -> bool:
     return bool(applied)
 
 
-def authenticate(session: Session, key: str, secret: str) -> Caller | None:
+def authenticate(session: Session | Connection, key: str, secret: str) -> Caller | None:
     """The caller `key` belongs to; None if it is unknown, wrong or revoked. Read only."""
     row = session.execute(
         select(

@@ -32,8 +32,8 @@ def authenticate() -> None:
         )
     if scheme.lower() != "bearer" or not key.strip():
         raise AuthenticationError("The Authorization header must be: Bearer <key>.")
-    with get_services().database.reader() as session:
-        caller = keys.authenticate(session, key.strip(), settings.api_key_secret)
+    with get_services().database.read() as connection:
+        caller = keys.authenticate(connection, key.strip(), settings.api_key_secret)
     if caller is None:
         raise AuthenticationError("The API key is invalid or revoked.")
     if caller.read_only and request.method not in _READ_METHODS:

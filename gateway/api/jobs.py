@@ -52,7 +52,8 @@ def _problem(status: int, description: str) -> Any:
 class Jobs(MethodView):
     """The collection of jobs."""
 
-    @blp.arguments(JobListQuerySchema, location="query")
+    # Schemas as instances: webargs builds a schema given as a class anew for every request.
+    @blp.arguments(JobListQuerySchema(), location="query")
     @blp.response(200, JobPageSchema)
     @guarded(blp)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
@@ -68,8 +69,8 @@ class Jobs(MethodView):
             )
         return {"results": page.jobs, "next_cursor": page.next_cursor}
 
-    @blp.arguments(IdempotencyHeaderSchema, location="headers")
-    @blp.arguments(JobCreateSchema)
+    @blp.arguments(IdempotencyHeaderSchema(), location="headers")
+    @blp.arguments(JobCreateSchema())
     @blp.doc(requestBody={"content": {MULTIPART: {"schema": JobUploadSchema}}})
     @blp.response(
         201,
@@ -149,8 +150,8 @@ class JobById(MethodView):
     @guarded(blp)
     def get(self, job_id: str) -> JobSnapshot:
         """The job with its status and the results of every stage so far."""
-        with _database().reader() as session:
-            return jobs.get_job(session, job_id, auth.tenant())
+        with _database().read() as connection:
+            return jobs.get_job(connection, job_id, auth.tenant())
 
 
 @blp.route("/<job_id>/text/")
