@@ -31,10 +31,25 @@ hypothesis.settings.load_profile("gateway")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark the tests that run a live embedded worker, so a quick run can leave them out."""
+    """Mark the tests that run a live embedded worker, so a quick run can leave them out.
+
+    Under mutation testing (mutmut sets MUTANT_UNDER_TEST), a mutant's tests stop at the first
+    failure: the ones most likely to fail run first, the portable path's (SQLite) before the
+    others, then the service layer's own before the API's.
+    """
     for item in items:
         if {"worker", "worker_for"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.worker)
+    if os.environ.get("MUTANT_UNDER_TEST"):
+        items.sort(key=_mutation_order)
+
+
+_SERVICE_TESTS = ("test_stage_runs.py", "test_jobs_service.py", "test_dispatch_claims.py")
+
+
+def _mutation_order(item: pytest.Item) -> tuple[bool, bool]:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return params.get("any_session") != "sqlite", item.path.name not in _SERVICE_TESTS
 
 
 @pytest.fixture(scope="session")

@@ -425,7 +425,8 @@ def test_every_status_is_reached_by_the_service_layers_own_steps(session, status
     )
 
 
-def test_a_create_under_a_used_key_replays_its_job_and_stores_nothing_new(session):
+def test_a_create_under_a_used_key_replays_its_job_and_stores_nothing_new(any_session):
+    session = any_session
     body = {"document_name": "n", "document_type": "t", "document_content": "c"}
     request = IdempotentRequest.of("key-1", {**body, "stages": ["extraction"]}, ttl=60)
 
@@ -438,7 +439,8 @@ def test_a_create_under_a_used_key_replays_its_job_and_stores_nothing_new(sessio
     assert outbox_event_types(session, first.job.id) == ["job.created"]
 
 
-def test_a_key_belongs_to_its_tenant_and_another_body_under_it_is_refused(session):
+def test_a_key_belongs_to_its_tenant_and_another_body_under_it_is_refused(any_session):
+    session = any_session
     body = {"document_name": "n", "document_type": "t", "document_content": "c"}
     request = IdempotentRequest.of("key-1", body, ttl=60)
     acme = jobs.create_job_once(session, request, tenant="acme", stages=["extraction"], **body)
@@ -531,3 +533,91 @@ def test_the_provider_choices_give_each_stage_its_default_and_the_names_a_job_ma
             name for name in choice["available"] if jobs.provider_problems(stages, {stage: name})
         ]
     assert jobs.provider_problems(stages, {"analysis": "no-such-provider"})
+
+
+@pytest.mark.parametrize("keyed", [False, True], ids=["plain", "under-a-key"])
+def test_a_create_stores_the_job_its_runs_its_file_and_one_event(any_session, keyed):
+    # (on PostgreSQL one statement, on SQLite the portable inserts: the same rows)
+    session = any_session
+    body: dict[str, Any] = {
+        "document_name": "n",
+        "document_type": "t",
+        "stages": ["extraction", "analysis"],
+        "providers": {"analysis": "simulated"},
+    }
+    upload = jobs.DocumentFile(b"%PDF-1.4 bytes", "application/pdf", "a.pdf")
+    request = IdempotentRequest.of("key-1", body, ttl=60)
+
+    if keyed:
+        created = jobs.create_job_once(
+            session, request, tenant="acme", document_file=upload, **body
+        ).job
+    else:
+        created = jobs.create_job(session, tenant="acme", document_file=upload, **body)
+
+    stored = session.get(Job, created.id)
+    assert (stored.document_name, stored.document_type, stored.document_content) == ("n", "t", "")
+    assert (stored.stages, stored.providers, stored.tenant_id) == (
+        ["extraction", "analysis"],
+        {"analysis": "simulated"},
+        "acme",
+    )
+    assert (stored.status, stored.event_seq, stored.error_stage, stored.error_message) == (
+        "pending",
+        1,
+        None,
+        None,
+    )
+    # Claimed for dispatch at its creation: the relay leaves it to the caller
+    assert stored.dispatched_at is not None and stored.dispatched_at == stored.created_at
+    job = jobs.get_job(session, created.id, "acme")
+    assert [(r.position, r.name, r.status, r.attempts, r.failures) for r in job.runs] == [
+        (0, "extraction", "pending", 0, 0),
+        (1, "analysis", "pending", 0, 0),
+    ]
+    assert [r.task_id for r in job.runs] == [r.task_id for r in created.runs]
+    assert len({r.task_id for r in job.runs}) == 2
+    file = session.get(JobFile, created.id)
+    assert (file.content, file.content_type, file.filename, file.size) == (
+        upload.content,
+        "application/pdf",
+        "a.pdf",
+        len(upload.content),
+    )
+    events = session.execute(
+        select(OutboxEvent.seq, OutboxEvent.event_type, OutboxEvent.payload).where(
+            OutboxEvent.job_id == created.id
+        )
+    ).all()
+    assert [tuple(e) for e in events] == [
+        (1, "job.created", {"document_name": "n", "document_type": "t", "stages": body["stages"]})
+    ]
+    if keyed:
+        key = session.get(IdempotencyKey, ("acme", "key-1"))
+        assert (key.job_id, key.fingerprint) == (created.id, request.fingerprint)
+
+
+@pytest.mark.parametrize(
+    ("stages", "providers", "message"),
+    [
+        (["analysis"], None, "Invalid stage combination ['analysis']."),
+        (
+            ["extraction"],
+            {"analysis": "simulated"},
+            "Providers given for stage 'analysis', which the job does not run; its stages are: "
+            "extraction.",
+        ),
+    ],
+)
+def test_a_refused_create_says_why_and_stores_nothing(any_session, stages, providers, message):
+    with pytest.raises(InvalidPipelineError) as refused:
+        jobs.create_job(
+            any_session,
+            document_name="n",
+            document_type="t",
+            document_content="c",
+            stages=stages,
+            providers=providers,
+        )
+    assert str(refused.value) == message
+    assert any_session.scalar(select(func.count()).select_from(Job)) == 0
