@@ -30,14 +30,9 @@ import re
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     CursorResult,
     Executable,
-    Integer,
-    LargeBinary,
-    String,
     TextClause,
-    bindparam,
     text,
 )
 from sqlalchemy.orm import Session
@@ -65,10 +60,12 @@ def _prepared(name: str, sql: str, types: dict[str, str]) -> TextClause:
     order = list(types)
     body = re.sub(r"(?<![\w:]):(\w+)", lambda m: f"${order.index(m.group(1)) + 1}", sql)
     _PREPARE[name] = f"PREPARE {name} ({', '.join(types.values())}) AS {body}"
+    _DRIVER[name] = f"EXECUTE {name} ({', '.join(['%s'] * len(order))})"
     return text(f"EXECUTE {name} ({', '.join(':' + p for p in order)})")
 
 
 _PREPARE: dict[str, str] = {}  # statement name -> its PREPARE
+_DRIVER: dict[str, str] = {}  # statement name -> its EXECUTE in the driver's own placeholders
 
 
 def _execute(
@@ -86,7 +83,22 @@ def _execute(
     return connection.execute(statement, params)
 
 
-_START = _prepared(
+def _execute_plain(session: Session, name: str, params: tuple[Any, ...]) -> Any | None:
+    """The first row of `_prepared` statement `name` run with `params` (in its order) as the
+    driver passes them: no SQL compilation, no type processing (JSON comes back decoded by
+    the driver, bytea as a memoryview). For the worker's two transitions, which run for every
+    stage, where SQLAlchemy's handling of a `text()` cost more than the round trip. Errors are
+    still SQLAlchemy's, and a broken connection still invalidates the pool.
+    """
+    connection = session.connection()
+    prepared: set[str] = connection.info.setdefault("gateway_prepared", set())
+    if name not in prepared:
+        connection.exec_driver_sql(_PREPARE[name])
+        prepared.add(name)
+    return connection.exec_driver_sql(_DRIVER[name], params).first()
+
+
+_prepared(  # run by `_execute_plain`
     "gateway_start_stage",
     f"""
     WITH job AS MATERIALIZED (
@@ -129,19 +141,6 @@ _START = _prepared(
            ON first_text.job_id = :job AND first_text.stage = first.name
     """,
     {"job": "text", "stage": "text", "now": "timestamptz", "event_id": "text"},
-).columns(
-    event_seq=Integer,
-    tenant_id=String,
-    document=String,
-    attempts=Integer,
-    file_content=LargeBinary,
-    file_type=String,
-    file_name=String,
-    position=Integer,
-    result=JSON,
-    text=String,
-    first_result=JSON,
-    first_text=String,
 )
 
 
@@ -154,8 +153,7 @@ def start_stage(session: Session, job_id: str, stage: str) -> Any | None:
     holds the document's text.
     """
     event_id, now = new_id(), utcnow()
-    params = {"job": job_id, "stage": stage, "now": now, "event_id": event_id}
-    row = _execute(session, "gateway_start_stage", _START, params).first()
+    row = _execute_plain(session, "gateway_start_stage", (job_id, stage, now, event_id))
     if row is not None:
         event = (row.event_seq, ev.STAGE_STARTED, {"stage": stage, "attempt": row.attempts},
                  event_id, now)  # fmt: skip
@@ -163,7 +161,7 @@ def start_stage(session: Session, job_id: str, stage: str) -> Any | None:
     return row
 
 
-_COMPLETE = _prepared(
+_prepared(  # run by `_execute_plain`
     "gateway_complete_stage",
     f"""
     WITH job AS MATERIALIZED (
@@ -209,7 +207,7 @@ _COMPLETE = _prepared(
         "final_id": "text",
         "payload": "json",
     },
-).bindparams(bindparam("output", type_=JSON))
+)
 
 
 def complete_stage(
@@ -221,9 +219,9 @@ def complete_stage(
     """
     event_id, final_id, now = new_id(), new_id(), utcnow()
     payload = {"stage": stage, "result": recorded}
-    params = {"job": job_id, "stage": stage, "now": now, "output": recorded, "text": text,
-              "event_id": event_id, "final_id": final_id, "payload": json.dumps(payload)}  # fmt: skip
-    row = _execute(session, "gateway_complete_stage", _COMPLETE, params).first()
+    params = (job_id, stage, now, json.dumps(recorded), text, event_id, final_id,
+              json.dumps(payload))  # fmt: skip
+    row = _execute_plain(session, "gateway_complete_stage", params)
     if row is None:
         return None
     finished = row.status == _COMPLETED
