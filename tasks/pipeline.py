@@ -61,7 +61,7 @@ def build_chain(
             task_id=run.task_id,
             **({"retry_policy": NEXT_STAGE_RETRY} if i else {}),
             **_LEAN_PUBLISH,
-            argsrepr=repr((job.id, chosen[run.name])),
+            argsrepr=repr([job.id, chosen[run.name]]),
         )
         for i, run in enumerate(job.runs if runs is None else runs)
     )
@@ -71,7 +71,7 @@ def build_chain(
 # Spared on every publish, the API's and each stage's: kombu binding a copy of the queue to
 # declare it (a stage goes to the anonymous exchange, which delivers to the queue's list
 # whether or not it was declared; the workers declare their queues), and Celery's `saferepr`
-# of the arguments, which for two short strings is their plain `repr` (what Flower shows).
+# of the arguments, which for two short strings is their plain `repr` (Flower shows it).
 _LEAN_PUBLISH = {"declare": [], "kwargsrepr": "{}"}
 
 
