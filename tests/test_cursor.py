@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import quote
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -68,6 +69,23 @@ def test_any_string_decodes_or_raises_the_codecs_own_error(text):
         # What decodes is a position the database can compare: an aware moment, a UUID
         assert moment.tzinfo is not None and moment.utcoffset() == timedelta(0)
         assert str(uuid.UUID(job_id)) == job_id
+
+
+MOMENT, JOB = "2026-01-01T00:00:00+00:00", "3f1e1a4e-0000-4000-8000-000000000000"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {MOMENT: 1, JOB: 2},  # an object whose two keys would make a position
+        [MOMENT, 5],  # an id that is not a string
+        [5, JOB],  # a moment that is not a string
+    ],
+    ids=["object", "numeric-id", "numeric-moment"],
+)
+def test_a_token_that_is_not_a_pair_of_strings_is_refused(value):
+    with pytest.raises(InvalidCursorError):
+        decode_cursor(token(json.dumps(value).encode()))
 
 
 def test_any_cursor_in_a_list_request_is_a_200_or_a_400(client):
