@@ -24,6 +24,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     logs.configure(settings.log_level, settings.log_format)
     app = Flask(__name__, instance_path=str(INSTANCE_DIR))
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
+    app.config["MAX_DOCUMENT_BYTES"] = settings.max_document_bytes
 
     services = Services.from_settings(settings)
     app.extensions[EXTENSION] = services

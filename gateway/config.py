@@ -434,8 +434,9 @@ class Settings:
         "MAX_DOCUMENT_BYTES",
         _positive(int),
         default=10 * MIB,
-        doc="Bytes a document of any type may have (10 MiB); "
-        "a larger one fails its extraction. The per-type limits below apply too.",
+        doc="Bytes a document of any type may have (10 MiB); an uploaded file (multipart) "
+        "larger is refused with 413 while it is read, a larger base64 one fails its "
+        "extraction. The per-type limits below apply too.",
     )
     max_pdf_bytes: int = _env(
         "MAX_PDF_BYTES",

@@ -8,6 +8,7 @@ import io
 import json
 
 import pytest
+from werkzeug.test import EnvironBuilder
 
 from tests.factories import DOCUMENT, job_payload, make_docx, make_pdf
 from tests.support import assert_problem, wait_for_job
@@ -144,3 +145,30 @@ def test_an_upload_retried_under_its_idempotency_key_replays_and_another_file_is
     assert again.json["id"] == first.json["id"]
     assert again.headers["Idempotent-Replayed"] == "true"
     assert_problem(other, 422)
+
+
+def test_a_file_over_the_document_limit_gets_413_before_the_rest_of_it_is_read(make_app):
+    app = make_app(max_document_bytes=10_000, max_content_length=10_000_000)
+    client = app.test_client()
+    read: list[int] = []
+
+    class Body(io.BytesIO):
+        def read(self, size: int | None = -1) -> bytes:
+            chunk = super().read(size)
+            read.append(len(chunk))
+            return chunk
+
+    builder = EnvironBuilder("/api/jobs/", method="POST", data=_form(bytes(1_000_000), "big.bin"))
+    environ = builder.get_environ()
+    with environ["wsgi.input"] as encoded:  # a temporary file for a body this size
+        environ["wsgi.input"] = Body(encoded.read())
+    builder.close()
+
+    response = client.open(environ)
+
+    body = assert_problem(response, 413)
+    assert body["detail"] == "The document exceeds the limit of 10000 bytes (MAX_DOCUMENT_BYTES)."
+    assert sum(read) < 200_000  # refused a little past the limit, not after the whole million
+    assert client.get("/api/jobs/").json["results"] == []
+    # A file within the limit is taken
+    assert client.post("/api/jobs/", data=_form(b"x" * 10_000, "ok.txt")).status_code == 201

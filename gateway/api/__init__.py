@@ -58,7 +58,7 @@ class GatewayApi(Api):
 
 def init_app(app: Flask) -> None:
     """Register the API blueprints and error handling on `app`."""
-    from gateway.api import health, jobs, live, metrics, providers, ratelimit, tracking
+    from gateway.api import health, jobs, live, metrics, parsing, providers, ratelimit, tracking
 
     app.config.update(
         API_TITLE="Document Processing Gateway",
@@ -73,6 +73,7 @@ def init_app(app: Flask) -> None:
         # Every route asks for a bearer key but the probes, which say so (docs/security.md).
         app.config["API_SPEC_OPTIONS"] = {"security": [{"bearerAuth": []}]}
     app.json = JSONProvider(app)
+    app.request_class = parsing.Request
     api = GatewayApi(app)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     api.register_blueprint(jobs.blp)

@@ -136,6 +136,8 @@ def _http_problem(error: HTTPException) -> Response:
     if status == 405:
         allowed = headers.get("Allow", "")
         detail = f"Method {clip(request.method, 20)} is not allowed here; allowed: {allowed}."
+    elif status == 413 and getattr(error, "limit", None) is not None:
+        detail = str(error.description)  # a document over MAX_DOCUMENT_BYTES
     elif status == 413:
         detail = f"The request body exceeds the limit of {current_app.config['MAX_CONTENT_LENGTH']} bytes."
     else:

@@ -85,7 +85,7 @@ class Jobs(MethodView):
         },
     )
     @_problem(409, "A request under the same Idempotency-Key is still in progress (Retry-After)")
-    @_problem(413, "Body larger than MAX_CONTENT_LENGTH")
+    @_problem(413, "Body larger than MAX_CONTENT_LENGTH, or a file larger than MAX_DOCUMENT_BYTES")
     @_problem(415, "Content-Type is neither application/json nor multipart/form-data")
     @_problem(422, "The Idempotency-Key was already used with a different body")
     @_problem(503, "Too many jobs waiting, or the database unreachable (see Retry-After)")

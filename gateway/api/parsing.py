@@ -5,6 +5,8 @@ A JSON body is read and decoded within fixed bounds, so that no body, however bu
 more than its size or reaches the schemas in a shape they cannot handle:
 
 - a streamed (chunked) body over MAX_CONTENT_LENGTH is a 413, as one with a Content-Length is;
+- an uploaded file (a multipart part) over MAX_DOCUMENT_BYTES is a 413 as soon as that many
+  bytes of it were read, not after the whole body was;
 - nesting deeper than MAX_JSON_DEPTH, a number longer than MAX_JSON_NUMBER_LENGTH characters
   and the non-standard constants NaN and Infinity are 400s, like any other invalid JSON.
 """
@@ -12,7 +14,7 @@ more than its size or reaches the schemas in a shape they cannot handle:
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import IO, Any
 
 import flask
 import flask_smorest
@@ -90,6 +92,57 @@ def read_body(req: flask.Request) -> bytes:
     if at_limit and req.environ["wsgi.input"].read(1):
         raise RequestEntityTooLarge()
     return data
+
+
+class DocumentTooLargeError(RequestEntityTooLarge):
+    """An uploaded document over MAX_DOCUMENT_BYTES (`limit`)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"The document exceeds the limit of {limit} bytes (MAX_DOCUMENT_BYTES).")
+        self.limit = limit
+
+
+class _BoundedFile:
+    """A file part's buffer that refuses to hold more than `limit` bytes."""
+
+    def __init__(self, buffer: IO[bytes], limit: int) -> None:
+        self._buffer = buffer
+        self._limit = limit
+        self._written = 0
+
+    def write(self, data: bytes) -> int:
+        self._written += len(data)
+        if self._written > self._limit:
+            self._buffer.close()  # the parser drops it without closing it
+            raise DocumentTooLargeError(self._limit)
+        return self._buffer.write(data)
+
+    def __getattr__(self, name: str) -> Any:  # read, seek, close...: the buffer's
+        return getattr(self._buffer, name)
+
+
+class Request(flask.Request):
+    """Flask's request, whose file parts stop at MAX_DOCUMENT_BYTES (the app's config key).
+
+    Werkzeug buffers each file part as it parses the body; the bound is checked on each
+    chunk written, so a part that declares its length or runs past the limit is refused
+    before the rest of it is read.
+    """
+
+    def _get_file_stream(
+        self,
+        total_content_length: int | None,
+        content_type: str | None,
+        filename: str | None = None,
+        content_length: int | None = None,
+    ) -> IO[bytes]:
+        limit = flask.current_app.config.get("MAX_DOCUMENT_BYTES")
+        if limit is not None and content_length is not None and content_length > limit:
+            raise DocumentTooLargeError(limit)
+        buffer = super()._get_file_stream(
+            total_content_length, content_type, filename, content_length
+        )
+        return buffer if limit is None else _BoundedFile(buffer, limit)  # type: ignore[return-value]
 
 
 MULTIPART = "multipart/form-data"
