@@ -206,3 +206,25 @@ def test_the_counts_are_those_of_the_limits_librarys_sliding_window(make_app):
     assert (usage.remaining, usage.breached) == (0, False)
     (usage,) = limiter.spend("address:192.0.2.9", creating=False)
     assert usage.breached
+
+
+def test_the_success_answers_document_and_carry_the_ratelimit_headers(make_app):
+    app = make_app(rate_limit="50/minute")
+    client = app.test_client()
+    documented = client.get("/api/openapi.json").json["paths"]
+    for path, operations in documented.items():
+        for method, spec in operations.items():
+            if path.startswith(("/api/jobs", "/api/providers")) and method in ("get", "post"):
+                successes = [code for code in spec["responses"] if code.startswith("2")]
+                assert successes, (method, path)
+                for code in successes:
+                    headers = spec["responses"][code].get("headers", {})
+                    assert set(RATE_HEADERS) <= set(headers), (method, path, code)
+
+    # And a success answer carries them as documented
+    operation = schemathesis.openapi.from_wsgi("/api/openapi.json", app)["/api/jobs/"]["POST"]
+    case = operation.Case(body=job_payload(), media_type="application/json")
+    created = case.call()
+    assert created.status_code == 201
+    assert {name.lower() for name in RATE_HEADERS} <= {name.lower() for name in created.headers}
+    case.validate_response(created)

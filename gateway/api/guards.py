@@ -25,6 +25,16 @@ RATE_LIMIT_HEADERS: dict[str, Any] = {
         "schema": {"type": "string"},
     },
 }
+# What a counted success answer carries (the same headers, without Retry-After).
+_STANDING = {name: spec for name, spec in RATE_LIMIT_HEADERS.items() if name != "Retry-After"}
+
+
+def counted(headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The headers of a success answer of a rate-limited route: `headers` and the RateLimit
+    ones, which every counted answer carries (RATE_LIMIT_ENABLED)."""
+    return {**(headers or {}), **_STANDING}
+
+
 _CHALLENGE = {
     "WWW-Authenticate": {
         "description": 'Bearer realm="gateway", with error="invalid_token" for a bad key',

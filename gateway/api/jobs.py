@@ -14,7 +14,7 @@ from flask.views import MethodView
 from gateway import jobs, logs, retries, texts
 from gateway.api import auth, ratelimit
 from gateway.api.errors import PROBLEM_JSON, ProblemSchema
-from gateway.api.guards import guarded
+from gateway.api.guards import counted, guarded
 from gateway.api.parsing import MULTIPART, Blueprint
 from gateway.api.schemas import (
     IdempotencyHeaderSchema,
@@ -54,7 +54,7 @@ class Jobs(MethodView):
 
     # Schemas as instances: webargs builds a schema given as a class anew for every request.
     @blp.arguments(JobListQuerySchema(), location="query")
-    @blp.response(200, JobPageSchema)
+    @blp.response(200, JobPageSchema, headers=counted())
     @guarded(blp)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """List jobs, newest first, optionally filtered by status and document type."""
@@ -75,14 +75,16 @@ class Jobs(MethodView):
     @blp.response(
         201,
         JobSchema,
-        headers={
-            "Location": {"schema": {"type": "string"}},
-            "Idempotent-Replayed": {
-                "description": "`true` when the answer replays an earlier create under the "
-                "same Idempotency-Key (the job is shown as it is now)",
-                "schema": {"type": "string", "enum": ["true"]},
-            },
-        },
+        headers=counted(
+            {
+                "Location": {"schema": {"type": "string"}},
+                "Idempotent-Replayed": {
+                    "description": "`true` when the answer replays an earlier create under the "
+                    "same Idempotency-Key (the job is shown as it is now)",
+                    "schema": {"type": "string", "enum": ["true"]},
+                },
+            }
+        ),
     )
     @_problem(409, "A request under the same Idempotency-Key is still in progress (Retry-After)")
     @_problem(413, "Body larger than MAX_CONTENT_LENGTH, or a file larger than MAX_DOCUMENT_BYTES")
@@ -145,7 +147,7 @@ def _fingerprinted(body: dict[str, Any]) -> dict[str, Any]:
 class JobById(MethodView):
     """One job."""
 
-    @blp.response(200, JobSchema)
+    @blp.response(200, JobSchema, headers=counted())
     @_problem(404, "No job has this id")
     @guarded(blp)
     def get(self, job_id: str) -> JobSnapshot:
@@ -163,6 +165,7 @@ class JobText(MethodView):
         {"type": "string"},
         content_type="text/plain",
         description="The text, UTF-8 (`text/plain; charset=utf-8`)",
+        headers=counted(),
     )
     @_problem(404, "No job has this id, or its extraction has not completed")
     @guarded(blp)
@@ -180,7 +183,7 @@ class JobText(MethodView):
 
 
 @blp.route("/<job_id>/cancel/", methods=["POST"])
-@blp.response(200, JobSchema)
+@blp.response(200, JobSchema, headers=counted())
 @_problem(400, "The job already finished")
 @_problem(404, "No job has this id")
 @guarded(blp, writes=True)
@@ -193,7 +196,7 @@ def cancel(job_id: str) -> JobSnapshot:
 
 
 @blp.route("/<job_id>/retry/", methods=["POST"])
-@blp.response(200, JobSchema)
+@blp.response(200, JobSchema, headers=counted())
 @_problem(400, "The job is not failed")
 @_problem(404, "No job has this id")
 @guarded(blp, writes=True)

@@ -27,7 +27,7 @@ from events.model import TERMINAL_TYPES
 from gateway import jobs
 from gateway.api import auth, ratelimit
 from gateway.api.errors import PROBLEM_JSON, ProblemSchema
-from gateway.api.guards import guarded
+from gateway.api.guards import counted, guarded
 from gateway.api.parsing import Blueprint
 from gateway.api.schemas import JobSchema
 from gateway.config import Settings
@@ -117,6 +117,7 @@ def message(event: str, data: Any, entry_id: str | None = None) -> str:
         "required": ["event", "data"],
     },
     content_type="text/event-stream",
+    headers=counted(),
     description="Server-sent events: `snapshot` (a job), then one message per lifecycle event "
     "(its `event:` is the event type, its `id` the stream entry id, its data the event's "
     "`event_id`, `event_type`, `timestamp` and `payload`); the stream ends after the job's "

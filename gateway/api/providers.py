@@ -9,7 +9,7 @@ from marshmallow import fields
 
 from gateway import jobs
 from gateway.api import auth, ratelimit
-from gateway.api.guards import guarded
+from gateway.api.guards import counted, guarded
 from gateway.api.parsing import Blueprint
 from gateway.services import get_services
 
@@ -40,7 +40,7 @@ class ProvidersSchema(ma.Schema):
 
 
 @blp.route("/")
-@blp.response(200, ProvidersSchema)
+@blp.response(200, ProvidersSchema, headers=counted())
 @guarded(blp)
 def providers() -> dict[str, Any]:
     """The provider names each stage offers, and the one it runs by default."""
