@@ -192,3 +192,26 @@ def test_a_stage_that_completed_does_not_start_again(any_session):
     )
     assert after.event_seq == job.event_seq
     assert outbox_event_types(session, job.id) == events
+
+
+def test_a_long_extracted_text_is_recorded_as_a_reference_to_its_jobs_text(any_session):
+    session = any_session
+    job = make_job(session)
+    runs.start_stage(session, job.id, "extraction")
+
+    assert runs.complete_stage(
+        session, job.id, "extraction", RESULTS["extraction"], inline_text_limit=10
+    )
+
+    # The run and its event keep the small form, pointing at where the API serves the text
+    small = {
+        "text_ref": f"/api/jobs/{job.id}/text/",
+        "text_length": len(DOCUMENT),
+        "text_preview": DOCUMENT[:200],
+        "stats": RESULTS["extraction"]["stats"],
+    }
+    assert jobs.get_job(session, job.id).runs[0].result == small
+    assert outbox_events(session, job.id)[-1] == (
+        "job.stage_completed",
+        {"stage": "extraction", "result": small},
+    )
