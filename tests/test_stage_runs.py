@@ -4,7 +4,10 @@ checked on PostgreSQL (`gateway.fused`) and on SQLite (the portable path) with `
 
 from __future__ import annotations
 
+import logging
+
 import pytest
+from prometheus_client import REGISTRY
 
 from gateway import jobs, runs
 from gateway.config import DEFAULT_INLINE_TEXT_LIMIT
@@ -215,3 +218,20 @@ def test_a_long_extracted_text_is_recorded_as_a_reference_to_its_jobs_text(any_s
         "job.stage_completed",
         {"stage": "extraction", "result": small},
     )
+
+
+def test_a_completion_is_counted_for_its_stage_and_logged_with_its_job_stage_and_attempt(
+    any_session, caplog
+):
+    session = any_session
+    job = make_job(session, stages=["extraction"])
+    runs.start_stage(session, job.id, "extraction")
+    completed = {"stage": "extraction", "outcome": "completed"}
+    before = REGISTRY.get_sample_value("gateway_stage_attempts_total", completed) or 0.0
+    caplog.set_level(logging.INFO, logger="gateway.runs")
+
+    assert runs.complete_stage(session, job.id, "extraction", RESULTS["extraction"])
+
+    assert REGISTRY.get_sample_value("gateway_stage_attempts_total", completed) == before + 1
+    [record] = [r for r in caplog.records if r.getMessage() == "stage completed"]
+    assert (record.job_id, record.stage, record.attempt) == (job.id, "extraction", 1)
