@@ -11,6 +11,7 @@ from prometheus_client import REGISTRY
 
 from gateway import jobs, runs
 from gateway.config import DEFAULT_INLINE_TEXT_LIMIT
+from providers.base import Upload
 from tests.factories import DOCUMENT, RESULTS, make_job, make_job_in
 from tests.support import outbox_event_types, outbox_events
 
@@ -235,3 +236,32 @@ def test_a_completion_is_counted_for_its_stage_and_logged_with_its_job_stage_and
     assert REGISTRY.get_sample_value("gateway_stage_attempts_total", completed) == before + 1
     [record] = [r for r in caplog.records if r.getMessage() == "stage completed"]
     assert (record.job_id, record.stage, record.attempt) == (job.id, "extraction", 1)
+
+
+def test_only_the_last_stage_s_completion_counts_and_logs_a_finished_job(any_session, caplog):
+    session = any_session
+    job = make_job(session, stages=["extraction", "analysis"])
+    finished = {"status": "completed"}
+    caplog.set_level(logging.INFO, logger="gateway.runs")
+
+    def count() -> float:
+        return REGISTRY.get_sample_value("gateway_jobs_finished_total", finished) or 0.0
+
+    before = count()
+    runs.start_stage(session, job.id, "extraction")
+    assert runs.complete_stage(session, job.id, "extraction", RESULTS["extraction"])
+    assert count() == before
+    runs.start_stage(session, job.id, "analysis")
+    assert runs.complete_stage(session, job.id, "analysis", RESULTS["analysis"])
+
+    assert count() == before + 1
+    assert [r.job_id for r in caplog.records if r.getMessage() == "job completed"] == [job.id]
+
+
+def test_an_uploaded_document_is_the_first_stage_s_input(any_session):
+    upload = jobs.DocumentFile(b"%PDF-1.4 bytes", "application/pdf", "a.pdf")
+    job = make_job(any_session, document_content="", document_file=upload)
+
+    stage_input = runs.start_stage(any_session, job.id, "extraction")
+
+    assert stage_input == Upload(b"%PDF-1.4 bytes", "application/pdf", "a.pdf")
