@@ -45,10 +45,11 @@ def from_settings(settings: Settings) -> dict[str, Any]:
         "event_serializer": "json",
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
-        # A stage running when the broker connection drops can no longer be acknowledged; it
-        # comes back after the visibility timeout either way. Prefork stops it at once (Celery
-        # 6's default); the threads pool cannot, and lets it finish. Stages are idempotent.
-        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # A stage running when the broker connection drops runs on. Celery 6 stops it (its
+        # default for AMQP, whose broker requeues it at once), but on Redis an ack is an HDEL of
+        # the shared `unacked` hash, good on any later connection: a stopped stage would only
+        # come back after the whole visibility timeout (docs/resilience.md).
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "worker_prefetch_multiplier": 1,
         # The database is the source of truth: no result backend, no stored results.
         "task_ignore_result": True,

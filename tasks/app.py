@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import logging
+import warnings
+from typing import Any
 
 from celery import Celery
+from celery.app.log import Logging
+from celery.exceptions import CPendingDeprecationWarning
 from flask import Flask
 
 import celeryconfig
@@ -13,10 +17,26 @@ from tasks import broker
 from tasks.base import AppContextTask
 
 
+class WorkerLogging(Logging):
+    """Celery's logging set-up, without its warning at every broker connection loss that the
+    running stages "cannot be acknowledged" and should be stopped: on Redis they can, and they
+    run on (celeryconfig). Added after Celery's own filters, which show its warnings always."""
+
+    def setup(self, *args: Any, **kwargs: Any) -> Any:
+        handled = super().setup(*args, **kwargs)
+        warnings.filterwarnings(
+            "ignore",
+            message=r"\s*In Celery 5\.1 we introduced an optional breaking change",
+            category=CPendingDeprecationWarning,
+        )
+        return handled
+
+
 class FlaskCelery(Celery):
     """A Celery app that knows its Flask app, whose context its tasks run in."""
 
     flask_app: Flask
+    log_cls = f"{__name__}:WorkerLogging"
 
 
 def celery_init_app(app: Flask, settings: Settings) -> FlaskCelery:

@@ -158,6 +158,14 @@ class RedisServer:
             self.process.wait(timeout=10)
             self.process = None
 
+    def kill(self) -> None:
+        """SIGKILL the server, as `docker-compose kill -s KILL redis` does: no final write, no
+        goodbye to its clients; what it kept is what its append-only file holds."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
     def freeze(self) -> None:
         """Stop the server's process without closing its port: it accepts, but never answers."""
         assert self.process is not None
