@@ -31,6 +31,22 @@ Entry = tuple[str, dict[str, str]]
 
 _MAX_PAUSE = 1.0  # seconds between reconnection attempts while Redis is down
 
+# A consumer's record that it is alive, read by `gateway probe consumer`. XINFO CONSUMERS' idle
+# time would tell on Redis 7.2 and later only: before, a read that finds nothing new does not
+# reset it, so the consumer of a quiet stream looked dead after the probe's 30 s.
+SEEN_TTL = 3600  # seconds the record outlives its consumer's last round
+
+
+def seen_key(stream: str, group: str, consumer: str) -> str:
+    return f"{stream}:seen:{group}:{consumer}"
+
+
+def seconds_since_seen(client: redis.Redis, stream: str, group: str, consumer: str) -> float | None:
+    """Seconds since the consumer last polled its group, by Redis's clock; None if never (or
+    not for SEEN_TTL seconds)."""
+    remaining_ms = int(client.pttl(seen_key(stream, group, consumer)))
+    return None if remaining_ms < 0 else SEEN_TTL - remaining_ms / 1000
+
 
 def _group_gone(exc: redis.ResponseError) -> bool:
     # NOGROUP: no such group or stream; UNBLOCKED: the stream was deleted during a blocking read.
@@ -148,6 +164,7 @@ class Consumer:
 
         Returns how many entries were handled, dead-lettered or dropped.
         """
+        o = self.options
         done = 0
         if not self._group_ready:
             self.ensure_group()
@@ -155,6 +172,7 @@ class Consumer:
             done += self.recover_own()
         if self._claim_due():
             done += self.reclaim()
+            self.client.set(seen_key(o.stream, o.group, o.consumer), 1, ex=SEEN_TTL)
         if self.stop.is_set():
             return done
         # Entries read for the first time were delivered once: no need to ask XPENDING.

@@ -172,25 +172,23 @@ def probe_relay(max_age: float) -> None:
 @click.option("--max-idle", type=float, default=30.0, show_default=True,
               help="Seconds since the consumer's last read.")  # fmt: skip
 def probe_consumer(max_idle: float) -> None:
-    """Healthy while CONSUMER_NAME read from its group within max-idle seconds."""
+    """Healthy while CONSUMER_NAME polled its group within max-idle seconds."""
     import redis
 
+    from events.consumer import seconds_since_seen
+
     settings = get_services().settings
+    name = settings.consumer_name
     try:
-        consumers = get_services().redis.xinfo_consumers(
-            settings.events_stream, settings.consumer_group
+        seen = seconds_since_seen(
+            get_services().redis, settings.events_stream, settings.consumer_group, name
         )
     except redis.RedisError as exc:
-        raise click.ClickException(f"no consumer group: {exc}") from exc
-    idle = {_text(c["name"]): c["idle"] / 1000 for c in consumers}
-    name = settings.consumer_name
-    if idle.get(name, max_idle) >= max_idle:
-        raise click.ClickException(f"consumer {name} has not read for {max_idle} s: {idle}")
-    click.echo(f"consumer {name}: read {idle[name]:.1f} s ago")
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+        raise click.ClickException(f"Redis unavailable: {exc}") from exc
+    if seen is None or seen >= max_idle:
+        ago = "never" if seen is None else f"{seen:.1f} s ago"
+        raise click.ClickException(f"consumer {name} has not read for {max_idle} s (last: {ago})")
+    click.echo(f"consumer {name}: read {seen:.1f} s ago")
 
 
 def _stop_on_signals() -> threading.Event:

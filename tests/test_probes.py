@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 from sqlalchemy import insert, update
@@ -61,3 +62,18 @@ def test_consumer_is_healthy_only_while_it_reads(app, services, settings):
     stale = probe(app, "consumer", "--max-idle", "0.01")
     assert stale.exit_code == 1
     assert settings.consumer_name in stale.output
+
+
+def test_a_consumer_of_a_quiet_stream_stays_healthy(app, services, settings):
+    # Given a consumer that polls a stream where nothing happens, for longer than the probe's
+    # max idle (XINFO CONSUMERS' idle time, on Redis before 7.2, grew all along)
+    consumer = Consumer(services.redis, replace(options(settings), claim_idle=0.2), log_event)
+    consumer.poll()
+    quiet_until = time.monotonic() + 2.5
+    while time.monotonic() < quiet_until:
+        consumer.poll()
+        time.sleep(0.05)
+
+    # Then the probe finds it alive
+    healthy = probe(app, "consumer", "--max-idle", "2")
+    assert healthy.exit_code == 0, healthy.output
