@@ -303,6 +303,11 @@ def check_redis_killed_and_started(stack: Stack) -> None:
     stack.assert_every_event_consumed(job_ids)
     attempts = [stack.job(j)["results"]["stages"]["extraction"].get("attempts") for j in job_ids]
     print(f"     5 jobs completed {took:.1f} s after Redis started; extraction attempts {attempts}")
+    if any((a or 1) > 1 for a in attempts):  # a stage ran twice: what the workers saw
+        for service in ("worker-extraction", "worker-io"):
+            for line in stack.logs(service).splitlines():
+                if re.search(r"lost|Restoring|Unrecoverable|Connected to|Terminating", line):
+                    print(f"     {line}")
 
 
 def check_scale_out(stack: Stack) -> None:
