@@ -71,6 +71,11 @@ class Flower:
         # Flower serves HTTP before its event receiver subscribes; events sent in between
         # are lost to it. Its subscription is one more Redis pattern (the worker has its own).
         wait_until(lambda: numpat(settings) > self.patterns_before, timeout=30)
+        wait_until(self._listening, timeout=30)  # on a loaded machine, HTTP may come last
+
+    def _listening(self) -> bool:
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", self.port)) == 0
 
     def get(self, path: str, auth: str | None = None) -> tuple[int, Any]:
         status, body, _headers = self.request("GET", path, auth)
