@@ -576,6 +576,7 @@ def test_a_create_stores_the_job_its_runs_its_file_and_one_event(any_session, ke
         (1, "analysis", "pending", 0, 0),
     ]
     assert [r.task_id for r in job.runs] == [r.task_id for r in created.runs]
+    assert {r.job_id for r in job.runs} == {created.id}
     assert len({r.task_id for r in job.runs}) == 2
     file = session.get(JobFile, created.id)
     assert (file.content, file.content_type, file.filename, file.size) == (
