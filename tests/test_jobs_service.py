@@ -20,6 +20,7 @@ from gateway.errors import (
 )
 from gateway.idempotency import IdempotentRequest
 from gateway.models import IdempotencyKey, Job, JobFile, OutboxEvent, utcnow
+from providers import registry
 from tests.factories import STATUSES, make_job, make_job_in
 from tests.support import outbox_event_types, outbox_events, race
 
@@ -622,3 +623,23 @@ def test_a_refused_create_says_why_and_stores_nothing(any_session, stages, provi
         )
     assert str(refused.value) == message
     assert any_session.scalar(select(func.count()).select_from(Job)) == 0
+
+
+def test_bad_provider_choices_are_each_named_with_the_valid_ones(any_session):
+    with pytest.raises(InvalidPipelineError) as refused:
+        jobs.create_job(
+            any_session,
+            document_name="n",
+            document_type="t",
+            document_content="c",
+            stages=["extraction", "analysis"],
+            providers={"enrichment": "simulated", "analysis": "no-such-provider"},
+        )
+
+    valid = ", ".join(registry.available("analysis"))
+    assert "," in valid
+    assert str(refused.value) == (
+        "Providers given for stage 'enrichment', which the job does not run; its stages are: "
+        "extraction, analysis. Unknown analysis provider 'no-such-provider'. Valid analysis "
+        f"providers are: {valid}."
+    )
