@@ -178,8 +178,7 @@ def create_job(
         providers=providers,
     )
     if fused.available(session) and idempotent is None:
-        upload = _upload(document_file)
-        fused.create_job(session, _columns(job), _task_ids(job), _payload(job), upload)
+        _create_fused(session, job, document_file)
     else:
         _insert(session, job, document_file)
         if idempotent is not None:
@@ -256,10 +255,17 @@ def _payload(job: JobSnapshot) -> dict[str, Any]:
     }
 
 
-def _upload(document_file: DocumentFile | None) -> tuple[bytes, str | None, str | None] | None:
-    if document_file is None:
-        return None
-    return document_file.content, document_file.content_type, document_file.filename
+def _create_fused(
+    session: Session,
+    job: JobSnapshot,
+    document_file: DocumentFile | None,
+    key: dict[str, Any] | None = None,
+) -> Any:
+    """`fused.create_job` for a new job: its row, runs, file and event in one statement."""
+    upload = None
+    if document_file is not None:
+        upload = document_file.content, document_file.content_type, document_file.filename
+    return fused.create_job(session, _columns(job), _task_ids(job), _payload(job), upload, key)
 
 
 def _insert(session: Session, job: JobSnapshot, document_file: DocumentFile | None) -> None:
@@ -361,9 +367,7 @@ def _create_once_fused(
     """
     job = _new_job(tenant=tenant, **fields)
     key = idempotency.statement_key(tenant, request, job.created_at)
-    row = fused.create_job(
-        session, _columns(job), _task_ids(job), _payload(job), _upload(document_file), key
-    )
+    row = _create_fused(session, job, document_file, key)
     if row.created is not None:
         session.commit()
         return _created(job)
