@@ -139,11 +139,22 @@ def standing(
     if previous or current:
         resets = [math.inf]
         if previous:
-            resets.append(previous_ms / 1000 % (expiry / previous))
+            resets.append(_until_next(previous_ms, expiry / previous))
         if current:
-            resets.append(current_ms / 1000 % expiry)
+            resets.append(_until_next(current_ms, expiry))
         reset_in = min(resets)
     return remaining, max(1, math.ceil(reset_in))
+
+
+def _until_next(ms_to_live: int, period: float) -> float:
+    """Seconds until the key's time to live next reaches a multiple of `period` seconds.
+
+    At an exact multiple (a window set this very millisecond, to live twice its length) that
+    is a whole period away, where `limits`' remainder says 0, a reset already past.
+    """
+    if ms_to_live <= 0:
+        return 0.0
+    return ((ms_to_live - 1) % (period * 1000) + 1) / 1000
 
 
 def init_app(app: Flask) -> None:
