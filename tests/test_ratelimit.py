@@ -7,6 +7,7 @@ import time
 
 import pytest
 import schemathesis
+from limits import parse
 from limits.storage import RedisStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
 from sqlalchemy import func, select
@@ -228,3 +229,12 @@ def test_the_success_answers_document_and_carry_the_ratelimit_headers(make_app):
     assert created.status_code == 201
     assert {name.lower() for name in RATE_HEADERS} <= {name.lower() for name in created.headers}
     case.validate_response(created)
+
+
+def test_a_window_set_this_millisecond_resets_a_whole_window_away():
+    # A first request sets its window to live twice its length: exactly 120,000 ms for a
+    # minute, whose remainder is 0; the budget grows back in a minute, not in a second.
+    minute = parse("5/minute")
+    assert ratelimit.standing(minute, 0, 0, 1, 120_000) == (4, 60)
+    assert ratelimit.standing(minute, 0, 0, 1, 119_001) == (4, 60)
+    assert ratelimit.standing(minute, 0, 0, 1, 61_500) == (4, 2)
